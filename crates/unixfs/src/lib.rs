@@ -1,0 +1,16 @@
+//! IPFS-compatible UnixFS for shoal: an importer that reproduces the
+//! reference importer's CIDs for the `unixfs-v0-2015` and `unixfs-v1-2025`
+//! profiles (and explicit settings), and an exporter (`cat`, `ls`, `get`).
+
+pub mod data;
+pub mod dir;
+pub mod export;
+pub mod file;
+pub mod hamt;
+pub mod import;
+mod murmur;
+pub mod options;
+pub mod scan;
+
+pub use import::{add, AddOptions, Added, Event, ImportError};
+pub use options::{ImportOptions, Profile, ShardEstimate};
