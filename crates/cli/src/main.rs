@@ -1,1 +1,83 @@
-fn main() {}
+//! `shoal`: publish, update and fetch collections of files over IPFS-compatible
+//! content addressing.
+
+mod blocks;
+mod car;
+mod home;
+mod output;
+mod store_cmds;
+
+use anyhow::Result;
+use clap::{Parser, Subcommand};
+
+#[derive(Parser)]
+#[command(
+    name = "shoal",
+    version,
+    about = "Content-addressed file collections, IPFS-compatible"
+)]
+#[command(after_help = "The store lives in $SHOAL_HOME (default ~/.shoal), created on first use.")]
+struct Cli {
+    /// Print machine-readable JSON instead of text.
+    #[arg(long, global = true)]
+    json: bool,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Create $SHOAL_HOME and its store.
+    Init,
+    /// Import files or directories; prints their CIDs.
+    Add(blocks::AddArgs),
+    /// Write a file's bytes (or a byte range) to stdout.
+    Cat(blocks::CatArgs),
+    /// Write a file or directory tree to a local path.
+    Get(blocks::GetArgs),
+    /// List a directory.
+    Ls(blocks::LsArgs),
+    /// Manage pins (pinned DAGs survive gc).
+    #[command(subcommand)]
+    Pin(store_cmds::PinCmd),
+    /// Remove every block not reachable from a pin.
+    Gc,
+    /// Re-hash every block; report corrupt, missing and stale ones.
+    Verify,
+    /// Export or import CAR v1 archives.
+    #[command(subcommand)]
+    Car(car::CarCmd),
+}
+
+fn main() {
+    // Die quietly on a closed pipe (`shoal cat … | head`), like other Unix tools.
+    // SAFETY: setting a signal disposition to its default before any thread starts.
+    unsafe {
+        libc::signal(libc::SIGPIPE, libc::SIG_DFL);
+    }
+    let cli = Cli::parse();
+    let json = cli.json;
+    if let Err(e) = run(cli) {
+        if json {
+            output::json(&serde_json::json!({ "error": format!("{e:#}") }));
+        } else {
+            eprintln!("Error: {e:#}");
+        }
+        std::process::exit(1);
+    }
+}
+
+fn run(cli: Cli) -> Result<()> {
+    let json = cli.json;
+    match cli.command {
+        Command::Init => store_cmds::init(json),
+        Command::Add(a) => blocks::add(a, json),
+        Command::Cat(a) => blocks::cat(a, json),
+        Command::Get(a) => blocks::get(a, json),
+        Command::Ls(a) => blocks::ls(a, json),
+        Command::Pin(p) => store_cmds::pin(p, json),
+        Command::Gc => store_cmds::gc(json),
+        Command::Verify => store_cmds::verify(json),
+        Command::Car(c) => car::run(c, json),
+    }
+}

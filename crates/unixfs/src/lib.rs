@@ -6,6 +6,7 @@ pub mod data;
 pub mod dir;
 pub mod export;
 pub mod file;
+pub mod get;
 pub mod hamt;
 pub mod import;
 mod murmur;

@@ -1,0 +1,14 @@
+#!/usr/bin/env bash
+# Runs every test of shoal on a fresh Debian machine with cargo, node/npm and
+# python3: installs what the tests need, builds, then runs the suite.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+echo "== installing the JS reference harness (npm ci)"
+npm ci --prefix tests/interop/js --no-audit --no-fund --loglevel=error
+
+echo "== building"
+cargo build --workspace --locked --all-targets
+
+echo "== testing"
+cargo test --workspace --locked
