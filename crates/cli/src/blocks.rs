@@ -60,12 +60,20 @@ pub fn add(a: AddArgs, json: bool) -> Result<()> {
     import.max_links = a.max_links.unwrap_or(import.max_links);
     import.preserve_mode = a.preserve_mode;
     import.preserve_mtime = a.preserve_mtime;
-    let opts = AddOptions {
+    let mut opts = AddOptions {
         import,
         recursive: a.recursive,
         nocopy: a.nocopy,
         pin: a.pin,
+        ..Default::default()
     };
+    // SHOAL_ADD_COMMIT_MS: how often an add commits (and acknowledges files); default 1000.
+    if let Some(ms) = std::env::var("SHOAL_ADD_COMMIT_MS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+    {
+        opts.commit_interval = std::time::Duration::from_millis(ms);
+    }
     let mut results = Vec::new();
     for path in &a.paths {
         let bar = output::bytes_bar(0, json, "adding");

@@ -92,6 +92,8 @@ fn import_car(store: &BlockStore, file: &PathBuf, pin_roots: bool, json: bool) -
         .next_block()
         .with_context(|| format!("reading {}", file.display()))?
     {
+        dagpb::links(&block.cid, &block.data)
+            .with_context(|| format!("reading {}: block {} is malformed", file.display(), block.cid))?;
         batch.put_verified(&block.cid, &block.data)?;
         blocks += 1;
         bytes += block.data.len() as u64;

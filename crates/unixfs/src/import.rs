@@ -22,8 +22,8 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{sync_channel, Receiver, SyncSender};
 use std::time::{Duration, Instant};
 
-/// Commit at least this often while importing.
-const COMMIT_INTERVAL: Duration = Duration::from_secs(1);
+/// Commit at least this often while importing (default).
+pub const COMMIT_INTERVAL: Duration = Duration::from_secs(1);
 const COMMIT_BYTES: u64 = 256 << 20;
 const COMMIT_BLOCKS: usize = 100_000;
 /// Messages in flight between hashing workers and the writer.
@@ -62,7 +62,7 @@ pub enum Event<'a> {
 }
 
 /// How to import.
-#[derive(Clone, Debug, Default)]
+#[derive(Clone, Debug)]
 pub struct AddOptions {
     pub import: ImportOptions,
     /// Recurse into directories.
@@ -71,6 +71,20 @@ pub struct AddOptions {
     pub nocopy: bool,
     /// Pin the root recursively when done.
     pub pin: bool,
+    /// Longest time between commits (files are acknowledged at commits).
+    pub commit_interval: Duration,
+}
+
+impl Default for AddOptions {
+    fn default() -> Self {
+        AddOptions {
+            import: ImportOptions::default(),
+            recursive: false,
+            nocopy: false,
+            pin: true,
+            commit_interval: COMMIT_INTERVAL,
+        }
+    }
 }
 
 /// The result of importing one path.
@@ -112,7 +126,7 @@ pub fn add(
         files: scan.files.len(),
         bytes: scan.total_bytes,
     });
-    let mut writer = Writer::new(store);
+    let mut writer = Writer::new(store, opts.commit_interval);
     let nodes = hash_files(&scan, &import, opts.nocopy, &mut writer, on_event)?;
     let mut emit_err = None;
     let root = {
@@ -319,11 +333,13 @@ struct Writer<'s> {
     file_ids: std::collections::HashMap<usize, u64>,
     acks: Vec<(PathBuf, Cid, u64)>,
     last_commit: Instant,
+    interval: Duration,
 }
 
 impl<'s> Writer<'s> {
-    fn new(store: &'s BlockStore) -> Writer<'s> {
+    fn new(store: &'s BlockStore, interval: Duration) -> Writer<'s> {
         Writer {
+            interval,
             store,
             batch: None,
             file_ids: Default::default(),
@@ -372,7 +388,7 @@ impl<'s> Writer<'s> {
         let Some(b) = &self.batch else { return false };
         b.pending_bytes() >= COMMIT_BYTES
             || b.pending_blocks() >= COMMIT_BLOCKS
-            || self.last_commit.elapsed() >= COMMIT_INTERVAL
+            || self.last_commit.elapsed() >= self.interval
     }
 
     fn commit(&mut self, on_event: &mut dyn FnMut(Event<'_>)) -> Result<(), ImportError> {

@@ -32,8 +32,7 @@ fn add_path(store: &BlockStore, path: &Path, import: ImportOptions) -> String {
     let opts = AddOptions {
         import,
         recursive: true,
-        nocopy: false,
-        pin: true,
+        ..Default::default()
     };
     add(store, path, &opts, &mut |_| {}).unwrap().root.to_string()
 }
