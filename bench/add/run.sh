@@ -39,6 +39,7 @@ GEN="$ROOT/../shared/tools/gen_repo.py"
 mkdir -p "$WORK"
 WORK=$(cd "$WORK" && pwd)
 TREE="$WORK/tree"
+rm -f "$WORK"/{time,stderr,cid}.* "$WORK/rows.txt" "$WORK/results.json" # stale outputs
 
 if [[ ! -x /usr/bin/time ]]; then
   log "installing GNU time"

@@ -64,6 +64,17 @@ impl Home {
         String::from_utf8(out.stdout).expect("utf-8 output")
     }
 
+    /// Runs shoal and insists on success; returns stdout as bytes.
+    pub fn ok_bytes(&self, args: &[&str]) -> Vec<u8> {
+        let out = self.run(args);
+        assert!(
+            out.status.success(),
+            "shoal {args:?} failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        out.stdout
+    }
+
     /// Runs shoal expecting failure; returns stderr.
     pub fn fails(&self, args: &[&str]) -> String {
         let out = self.run(args);

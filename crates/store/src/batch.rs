@@ -61,18 +61,17 @@ impl<'a> Batch<'a> {
     }
 
     /// Whether `cid` needs storing: not yet in this batch, and not already
-    /// stored as an owned copy.
-    fn wanted(&mut self, key: &[u8], cid: &Cid, owned: bool) -> Result<bool, StoreError> {
+    /// stored as an owned copy. A no-copy reference is always replaced by
+    /// the newer one (or by an owned copy): the file it points to may have
+    /// changed since.
+    fn wanted(&mut self, key: &[u8], cid: &Cid) -> Result<bool, StoreError> {
         if self.seen.contains(key) {
             return Ok(false);
         }
-        let existing = self.store.location(cid)?;
-        let keep_existing = match existing {
-            None => false,
-            Some(Location::File { .. }) => !owned,
-            Some(_) => true,
-        };
-        if keep_existing {
+        if matches!(
+            self.store.location(cid)?,
+            Some(Location::Inline(_) | Location::Pack { .. })
+        ) {
             return Ok(false);
         }
         self.seen.insert(key.to_vec());
@@ -89,7 +88,7 @@ impl<'a> Batch<'a> {
     /// Like `put`, for bytes the caller has just hashed into `cid`.
     pub fn put_verified(&mut self, cid: &Cid, data: &[u8]) -> Result<(), StoreError> {
         let key = cid.to_bytes();
-        if !self.wanted(&key, cid, true)? {
+        if !self.wanted(&key, cid)? {
             return Ok(());
         }
         self.write_owned(key, data)
@@ -163,7 +162,7 @@ impl<'a> Batch<'a> {
     /// (from `register_file`). The caller has hashed those bytes into `cid`.
     pub fn put_ref(&mut self, cid: &Cid, file: u64, offset: u64, len: u32) -> Result<(), StoreError> {
         let key = cid.to_bytes();
-        if !self.wanted(&key, cid, false)? {
+        if !self.wanted(&key, cid)? {
             return Ok(());
         }
         self.rows.push((key, Location::File { file, offset, len }));

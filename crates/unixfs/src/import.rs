@@ -97,12 +97,13 @@ pub struct Added {
     pub skipped: Vec<PathBuf>,
 }
 
+/// From hashing workers to the writer. `Block` and `Ref` carry the bytes
+/// of file content they stand for (0 for inner nodes), for progress.
 enum Msg {
-    Block(Cid, Vec<u8>),
+    Block(Cid, Vec<u8>, u64),
     File(usize, PathBuf, FileIdentity),
     Ref(usize, Cid, u64, u32),
     Done(usize, Cid, u64),
-    Progress(u64),
 }
 
 /// Imports `path` into `store`.
@@ -221,13 +222,26 @@ fn import_file(
                 .map_err(|_| ImportError::Changed(path.to_path_buf()))?;
             let (node, block) = file::leaf(opts, &buf);
             let len = buf.len() as u64;
-            match block {
-                Some(block) => send(Msg::Block(node.cid, block))?,
-                None if nocopy => send(Msg::Ref(index, node.cid, offset, buf.len() as u32))?,
-                None => send(Msg::Block(node.cid, buf.clone()))?,
-            }
-            send(Msg::Progress(len))?;
-            Ok((node, (count == 1).then_some(buf)))
+            let single = count == 1;
+            let kept = match block {
+                Some(block) => {
+                    send(Msg::Block(node.cid, block, len))?;
+                    Some(buf)
+                }
+                None if nocopy => {
+                    send(Msg::Ref(index, node.cid, offset, len as u32))?;
+                    Some(buf)
+                }
+                None if single => {
+                    send(Msg::Block(node.cid, buf.clone(), len))?;
+                    Some(buf)
+                }
+                None => {
+                    send(Msg::Block(node.cid, buf, len))?;
+                    None
+                }
+            };
+            Ok((node, kept.filter(|_| single)))
         })
         .collect::<Result<Vec<_>, ImportError>>()?;
     let after = f.metadata().map_err(read_err)?;
@@ -249,7 +263,7 @@ fn import_file(
         nodes,
         single_block.as_deref(),
         &mut |cid, data| {
-            if let Err(e) = send(Msg::Block(cid, data)) {
+            if let Err(e) = send(Msg::Block(cid, data, 0)) {
                 send_err.get_or_insert(e);
             }
         },
@@ -365,7 +379,12 @@ impl<'s> Writer<'s> {
     ) -> Result<(), ImportError> {
         for msg in rx {
             match msg {
-                Msg::Block(cid, data) => self.put(&cid, &data)?,
+                Msg::Block(cid, data, content) => {
+                    self.put(&cid, &data)?;
+                    if content > 0 {
+                        on_event(Event::Progress(content));
+                    }
+                }
                 Msg::File(i, path, identity) => {
                     let id = self.batch().register_file(&path, identity)?;
                     self.file_ids.insert(i, id);
@@ -373,9 +392,9 @@ impl<'s> Writer<'s> {
                 Msg::Ref(i, cid, offset, len) => {
                     let id = self.file_ids[&i];
                     self.batch().put_ref(&cid, id, offset, len)?;
+                    on_event(Event::Progress(u64::from(len)));
                 }
                 Msg::Done(i, cid, size) => self.acks.push((scan.files[i].path.clone(), cid, size)),
-                Msg::Progress(n) => on_event(Event::Progress(n)),
             }
             if self.due() {
                 self.commit(on_event)?;
