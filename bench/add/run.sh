@@ -53,7 +53,7 @@ if ((!SKIP_SHOAL)) && [[ -z $SHOAL ]]; then
 fi
 ((SKIP_SHOAL)) || [[ -x $SHOAL ]] || die "shoal binary not executable: $SHOAL"
 
-cleanup() { ((KEEP)) || rm -rf "$WORK"/home-*; }
+cleanup() { rm -rf "$WORK/cp-copy"; ((KEEP)) || rm -rf "$WORK"/home-*; }
 trap cleanup EXIT
 
 # --- tree: regenerate unless the marker records the same parameters ---------
@@ -94,6 +94,11 @@ timed openssl /dev/null bash -c 'find "$0" -type f -print0 | xargs -0 openssl dg
   "$TREE" || die "openssl baseline failed"
 timed sha256sum /dev/null bash -c 'find "$0" -type f -print0 | xargs -0 sha256sum' \
   "$TREE" || die "sha256sum failed"
+# The floor for adding with a copy: copying the bytes durably at all.
+rm -rf "$WORK/cp-copy"
+timed cp+sync /dev/null bash -c 'cp -r "$0" "$1" && sync' "$TREE" "$WORK/cp-copy" \
+  || die "cp baseline failed"
+rm -rf "$WORK/cp-copy"
 
 declare -A CID=()
 shoal_add() { # MODE [extra add flags...]
