@@ -12,10 +12,11 @@ usage: $0 [--files N] [--total-bytes B] [--seed S] [--work DIR] [--shoal PATH] [
   --work DIR       work dir (default /tmp/shoal-bench-add); WORK/tree is kept for reuse
   --shoal PATH     shoal binary (default: cargo build --release -p shoal-cli)
   --keep           keep WORK/home-* (the shoal stores) afterwards
+  --runs N         runs per contender; the table shows the median (default 3)
 EOF
 }
 
-FILES=20000 TOTAL=4.3e9 SEED=1 WORK=/tmp/shoal-bench-add SHOAL="" KEEP=0 SKIP_SHOAL=0
+FILES=20000 TOTAL=4.3e9 SEED=1 WORK=/tmp/shoal-bench-add SHOAL="" KEEP=0 SKIP_SHOAL=0 RUNS=3
 while (($#)); do
   case $1 in
     --files) FILES=$2; shift 2 ;;
@@ -24,6 +25,7 @@ while (($#)); do
     --work) WORK=$2; shift 2 ;;
     --shoal) SHOAL=$2; shift 2 ;;
     --keep) KEEP=1; shift ;;
+    --runs) RUNS=$2; shift 2 ;;
     --skip-shoal) SKIP_SHOAL=1; shift ;; # hidden: test the baseline/table paths only
     -h|--help) usage; exit 0 ;;
     *) usage >&2; exit 2 ;;
@@ -74,19 +76,26 @@ TREE_BYTES=$(find "$TREE" -type f -printf '%s\n' | awk '{ s += $1 } END { printf
 
 # --- timing -------------------------------------------------------------------
 # Page cache idle > 30 s gets reclaimed here, so re-warm right before each run.
-warm() { sync; find "$TREE" -type f -print0 | xargs -0 cat >/dev/null; }
+warm() { sync; sleep 2; find "$TREE" -type f -print0 | xargs -0 cat >/dev/null; }
 
-RESULTS=() # "name wall_s rss_kib"
-# timed NAME OUTFILE CMD...: warm the cache, run CMD under GNU time with stdout
-# to OUTFILE; returns CMD's exit status and records a row only on success.
+RESULTS=() # "name wall_s rss_kib" (median wall of RUNS runs, max RSS)
+# timed NAME OUTFILE CMD...: RUNS times: warm the cache, run CMD under GNU time
+# with stdout to OUTFILE (and PREP, if set, before each run); fails on the first
+# failing run, else records the median wall time.
 timed() {
   local name=$1 out=$2; shift 2
-  local tf="$WORK/time.$name" rc=0
-  log "warming cache, then running $name"
-  warm
-  /usr/bin/time -f '%e %M' -o "$tf" "$@" >"$out" 2>"$WORK/stderr.$name" || rc=$?
-  if ((rc)); then cat "$WORK/stderr.$name" >&2; return "$rc"; fi
-  RESULTS+=("$name $(tail -n1 "$tf")")
+  local tf="$WORK/time.$name" rc=0 walls=() rss=0 i
+  for ((i = 1; i <= RUNS; i++)); do
+    [[ -n ${PREP:-} ]] && eval "$PREP"
+    log "warming cache, then running $name ($i/$RUNS)"
+    warm
+    /usr/bin/time -f '%e %M' -o "$tf" "$@" >"$out" 2>"$WORK/stderr.$name" || rc=$?
+    if ((rc)); then cat "$WORK/stderr.$name" >&2; return "$rc"; fi
+    read -r w m <"$tf"
+    walls+=("$w")
+    ((m > rss)) && rss=$m
+  done
+  RESULTS+=("$name $(printf '%s\n' "${walls[@]}" | sort -g | sed -n "$(((RUNS + 1) / 2))p") $rss")
 }
 
 # One sequential pass over every file (xargs batches paths into a few processes).
@@ -94,17 +103,12 @@ timed openssl /dev/null bash -c 'find "$0" -type f -print0 | xargs -0 openssl dg
   "$TREE" || die "openssl baseline failed"
 timed sha256sum /dev/null bash -c 'find "$0" -type f -print0 | xargs -0 sha256sum' \
   "$TREE" || die "sha256sum failed"
-# The floor for adding with a copy: copying the bytes durably at all.
-rm -rf "$WORK/cp-copy"
-timed cp+sync /dev/null bash -c 'cp -r "$0" "$1" && sync' "$TREE" "$WORK/cp-copy" \
-  || die "cp baseline failed"
-rm -rf "$WORK/cp-copy"
 
 declare -A CID=()
 shoal_add() { # MODE [extra add flags...]
   local mode=$1 home="$WORK/home-$1"; shift
-  rm -rf "$home"; mkdir -p "$home"
-  SHOAL_HOME=$home "$SHOAL" init >/dev/null || die "shoal init ($mode) failed"
+  # each run starts from a fresh, initialised store
+  PREP="rm -rf '$home' && mkdir -p '$home' && SHOAL_HOME='$home' '$SHOAL' init >/dev/null && sync && sleep 3"
   timed "shoal-$mode" "$WORK/cid.$mode" env SHOAL_HOME="$home" "$SHOAL" add -r -Q "$@" "$TREE" \
     || die "shoal add ($mode) exited non-zero (stderr above)"
   CID[$mode]=$(tr -d '[:space:]' <"$WORK/cid.$mode")
@@ -112,9 +116,15 @@ shoal_add() { # MODE [extra add flags...]
     || die "shoal add ($mode) printed no CID: '$(head -c 200 "$WORK/cid.$mode")'"
 }
 if ((!SKIP_SHOAL)); then
-  shoal_add copy
   shoal_add nocopy --nocopy
+  shoal_add copy
 fi
+# The floor for adding with a copy: copying the bytes durably at all. Run last:
+# deleting gigabytes on this disk (mounted with discard) slows whatever runs next.
+PREP="rm -rf '$WORK/cp-copy' && sync && sleep 3"
+timed cp+sync /dev/null bash -c 'cp -r "$0" "$1" && sync' "$TREE" "$WORK/cp-copy" \
+  || die "cp baseline failed"
+PREP=""
 
 # --- report (table on stdout, WORK/results.json) ------------------------------
 printf '%s\n' "${RESULTS[@]}" >"$WORK/rows.txt"

@@ -14,6 +14,9 @@ pub const HEADER_LEN: u64 = 16;
 const RECORD_TAG: u8 = 0xB1;
 /// A pack is closed and a new one started past this size.
 pub const PACK_TARGET: u64 = 1 << 30;
+/// Writeback of appended bytes is started every this many bytes, so that
+/// commits find most of a batch already on its way to disk.
+const WRITEBACK_STEP: u64 = 8 << 20;
 
 pub fn pack_path(dir: &Path, id: u32) -> PathBuf {
     dir.join(format!("{id:08}.pack"))
@@ -31,6 +34,8 @@ pub struct ActivePack {
     pub id: u32,
     pub file: Arc<dyn StorageFile>,
     pub len: u64,
+    /// Bytes before this offset have had writeback started.
+    flushed: u64,
 }
 
 impl ActivePack {
@@ -47,6 +52,7 @@ impl ActivePack {
             id,
             file,
             len: HEADER_LEN,
+            flushed: 0,
         })
     }
 
@@ -69,6 +75,10 @@ impl ActivePack {
             self.file.write_at(data_offset, data)?;
         }
         self.len = data_offset + data.len() as u64;
+        if self.len - self.flushed >= WRITEBACK_STEP {
+            self.file.start_writeback(self.flushed, self.len - self.flushed);
+            self.flushed = self.len;
+        }
         Ok(data_offset)
     }
 }

@@ -18,6 +18,9 @@ pub trait StorageFile: Send + Sync + Debug {
     fn set_len(&self, len: u64) -> io::Result<()>;
     /// Makes every write so far durable.
     fn sync(&self) -> io::Result<()>;
+    /// Starts writing `len` bytes at `offset` back to disk without waiting,
+    /// so a later `sync` has little left to do. A hint; may do nothing.
+    fn start_writeback(&self, _offset: u64, _len: u64) {}
 }
 
 /// Where store files live.
@@ -52,6 +55,16 @@ impl StorageFile for OsFile {
     }
     fn sync(&self) -> io::Result<()> {
         self.0.sync_data()
+    }
+    fn start_writeback(&self, offset: u64, len: u64) {
+        use std::os::fd::AsRawFd;
+        let (Ok(off), Ok(n)) = (i64::try_from(offset), i64::try_from(len)) else {
+            return;
+        };
+        // SAFETY: a hint syscall on an owned, open descriptor; errors are ignored.
+        unsafe {
+            libc::sync_file_range(self.0.as_raw_fd(), off, n, libc::SYNC_FILE_RANGE_WRITE);
+        }
     }
 }
 
