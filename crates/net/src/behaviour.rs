@@ -1,0 +1,78 @@
+//! The composed libp2p behaviour: every protocol the host speaks.
+
+use crate::config::{KadMode, NetConfig};
+use libp2p::identity::Keypair;
+use libp2p::kad::store::MemoryStore;
+use libp2p::swarm::behaviour::toggle::Toggle;
+use libp2p::swarm::NetworkBehaviour;
+use libp2p::{autonat, connection_limits, dcutr, identify, kad, mdns, ping, relay, PeerId, StreamProtocol};
+use std::time::Duration;
+
+/// The IPFS DHT protocol (kubo, Helia and js-libp2p speak it).
+pub const KAD_PROTOCOL: StreamProtocol = StreamProtocol::new("/ipfs/kad/1.0.0");
+/// The identify protocol version string.
+pub const ID_PROTOCOL_VERSION: &str = "ipfs/0.1.0";
+
+#[derive(NetworkBehaviour)]
+pub struct Behaviour {
+    pub limits: connection_limits::Behaviour,
+    pub identify: identify::Behaviour,
+    pub ping: ping::Behaviour,
+    pub kad: kad::Behaviour<MemoryStore>,
+    pub autonat: autonat::Behaviour,
+    pub relay: relay::client::Behaviour,
+    pub dcutr: dcutr::Behaviour,
+    pub mdns: Toggle<mdns::tokio::Behaviour>,
+    pub streams: libp2p_stream::Behaviour,
+}
+
+impl Behaviour {
+    pub fn new(
+        key: &Keypair,
+        relay: relay::client::Behaviour,
+        cfg: &NetConfig,
+    ) -> std::io::Result<Behaviour> {
+        let peer_id = key.public().to_peer_id();
+        let limits = connection_limits::ConnectionLimits::default()
+            .with_max_established_incoming(Some(cfg.max_inbound))
+            .with_max_established_outgoing(Some(cfg.max_outbound))
+            .with_max_pending_incoming(Some(cfg.max_pending))
+            .with_max_pending_outgoing(Some(cfg.max_pending))
+            .with_max_established_per_peer(Some(cfg.max_per_peer));
+        let identify = identify::Behaviour::new(
+            identify::Config::new_with_signed_peer_record(ID_PROTOCOL_VERSION.into(), key)
+                .with_agent_version(format!("shoal/{}", env!("CARGO_PKG_VERSION")))
+                .with_push_listen_addr_updates(true),
+        );
+        let mut kad_cfg = kad::Config::new(KAD_PROTOCOL);
+        kad_cfg.set_query_timeout(Duration::from_secs(30));
+        kad_cfg.set_provider_publication_interval(Some(Duration::from_secs(12 * 3600)));
+        let mut kad = kad::Behaviour::with_config(peer_id, MemoryStore::new(peer_id), kad_cfg);
+        kad.set_mode(match cfg.kad_mode {
+            KadMode::Auto => None,
+            KadMode::Client => Some(kad::Mode::Client),
+            KadMode::Server => Some(kad::Mode::Server),
+        });
+        let mdns = if cfg.mdns {
+            Some(mdns::tokio::Behaviour::new(mdns::Config::default(), peer_id)?)
+        } else {
+            None
+        };
+        Ok(Behaviour {
+            limits: connection_limits::Behaviour::new(limits),
+            identify,
+            ping: ping::Behaviour::new(ping::Config::new()),
+            kad,
+            autonat: autonat::Behaviour::new(peer_id, autonat::Config::default()),
+            relay,
+            dcutr: dcutr::Behaviour::new(peer_id),
+            mdns: mdns.into(),
+            streams: libp2p_stream::Behaviour::new(),
+        })
+    }
+}
+
+/// The local peer id for a key (handy for callers without libp2p imports).
+pub fn peer_id(key: &Keypair) -> PeerId {
+    key.public().to_peer_id()
+}

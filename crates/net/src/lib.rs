@@ -1,0 +1,14 @@
+//! shoal's libp2p host: TCP and QUIC with Noise and Yamux, identify (signed
+//! peer records), ping, Kademlia, AutoNAT, relay client with DCUtR, mDNS,
+//! explicit connection limits, and raw protocol streams for the exchange.
+//!
+//! One task owns the swarm ([`node::start`]); callers use a [`NodeHandle`].
+
+pub mod behaviour;
+pub mod config;
+pub mod identity;
+pub mod node;
+
+pub use config::{KadMode, NetConfig};
+pub use libp2p::{Multiaddr, PeerId};
+pub use node::{start, NetError, NodeHandle, PeerInfo};
