@@ -67,6 +67,10 @@ for t in "${targets[@]}"; do
     execs=$(sed -n 's/^#\([0-9][0-9]*\).*/\1/p' "$log" | tail -n1)
   fi
   execs="${execs:-?}"
+  # Fuzzing time as libFuzzer reports it ("Done N runs in S second(s)"), which
+  # excludes a rebuild by `cargo fuzz run` when sources changed meanwhile.
+  fuzz_secs=$(sed -n 's/^Done [0-9]* runs in \([0-9]*\) second.*/\1/p' "$log" | tail -n1)
+  fuzz_secs="${fuzz_secs:-$elapsed}"
 
   after=$(find "$artifacts" -maxdepth 1 -type f | wc -l)
   if [ "$status" -eq 0 ] && [ "$after" -eq "$before" ]; then
@@ -83,13 +87,19 @@ for t in "${targets[@]}"; do
     if [ -z "$reason" ]; then
       reason="exit status $status"
     fi
-    result="FAILED: ${reason#"${reason%%[![:space:]]*}"}"
+    reason="${reason#"${reason%%[![:space:]]*}"}"
+    result="FAILED: ${reason%"${reason##*[![:space:]]}"}"
+    # The innermost stack frame in this repository's crates, if any.
+    frame=$(grep -m1 -E "^ *#[0-9]+ 0x[0-9a-f]+ in .* $PWD/crates/" "$log" | sed -E 's/^ *#[0-9]+ 0x[0-9a-f]+ in //' || true)
+    if [ -n "$frame" ]; then
+      result="$result; in ${frame/$PWD\//}"
+    fi
     if [ -n "$artifact" ]; then
       result="$result; input: $artifacts/$artifact"
     fi
     result="$result; log: $log"
   fi
-  line="$t: $execs execs in $elapsed s: $result"
+  line="$t: $execs execs in $fuzz_secs s ($elapsed s wall): $result"
   echo "$line"
   summaries+=("$line")
 done

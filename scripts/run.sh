@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
-# Builds shoal in release mode and runs it with the embedded defaults
-# (store under $SHOAL_HOME, default ~/.shoal). With arguments, runs
-# `shoal ARGS...`; without, initialises the home and verifies the store.
+# Builds shoal in release mode and runs the node (`shoal daemon`) with the
+# embedded defaults (store, identity and config under $SHOAL_HOME, default
+# ~/.shoal). With arguments, runs `shoal ARGS...` instead.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 cargo build --release --locked -p shoal-cli
@@ -10,5 +10,4 @@ cd - >/dev/null
 if [ "$#" -gt 0 ]; then
   exec "$bin" "$@"
 fi
-"$bin" init
-exec "$bin" verify
+exec "$bin" daemon

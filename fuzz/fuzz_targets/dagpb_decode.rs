@@ -1,5 +1,5 @@
 //! `PbNode::decode` on arbitrary bytes: never panics, and whatever it accepts
-//! survives a canonical round trip.
+//! is canonical: it re-encodes to exactly the same bytes (one node, one CID).
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
@@ -10,6 +10,7 @@ fuzz_target!(|data: &[u8]| {
         return;
     };
     let canonical = node.encode();
+    assert_eq!(canonical, data, "accepted a non-canonical encoding");
     assert_eq!(
         canonical.len(),
         node.encoded_len(),
@@ -18,5 +19,9 @@ fuzz_target!(|data: &[u8]| {
     let again = PbNode::decode(&canonical).expect("canonical encoding of a decoded node must decode");
     assert_eq!(again, node, "decode(encode(node)) != node");
     // The canonical encoding is a fixed point.
-    assert_eq!(again.encode(), canonical, "encode is not stable across a round trip");
+    assert_eq!(
+        again.encode(),
+        canonical,
+        "encode is not stable across a round trip"
+    );
 });

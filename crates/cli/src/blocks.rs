@@ -1,15 +1,16 @@
 //! add, cat, get, ls.
 
-use crate::{home, output};
-use anyhow::{bail, Context, Result};
+use crate::backend::Backend;
+use crate::output;
+use anyhow::{Context, Result};
 use clap::Args;
 use serde_json::json;
 use shoal_ipld::path::IpfsPath;
-use shoal_unixfs::export;
+use shoal_node::ops::{self, AddRequest, Added, GetReply, LsEntry};
 use shoal_unixfs::options::parse_chunker;
-use shoal_unixfs::{AddOptions, Event, Profile};
+use shoal_unixfs::{Event, Profile};
 use std::io::Write;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 #[derive(Args)]
 pub struct AddArgs {
@@ -51,70 +52,99 @@ pub struct AddArgs {
     pin: bool,
 }
 
-pub fn add(a: AddArgs, json: bool) -> Result<()> {
-    let store = home::open_store()?;
-    let mut import = a.profile.options();
-    import.cid_version = a.cid_version.unwrap_or(import.cid_version);
-    import.raw_leaves = a.raw_leaves.unwrap_or(import.raw_leaves);
-    import.chunk_size = a.chunker.unwrap_or(import.chunk_size);
-    import.max_links = a.max_links.unwrap_or(import.max_links);
-    import.preserve_mode = a.preserve_mode;
-    import.preserve_mtime = a.preserve_mtime;
-    let mut opts = AddOptions {
-        import,
-        recursive: a.recursive,
-        nocopy: a.nocopy,
-        pin: a.pin,
-        ..Default::default()
-    };
-    // SHOAL_ADD_COMMIT_MS: how often an add commits (and acknowledges files); default 1000.
-    if let Some(ms) = std::env::var("SHOAL_ADD_COMMIT_MS")
-        .ok()
-        .and_then(|v| v.parse().ok())
-    {
-        opts.commit_interval = std::time::Duration::from_millis(ms);
+impl AddArgs {
+    fn request(&self) -> Result<AddRequest> {
+        let paths = self
+            .paths
+            .iter()
+            .map(|p| std::path::absolute(p).with_context(|| format!("resolving {}", p.display())))
+            .collect::<Result<Vec<_>>>()?;
+        Ok(AddRequest {
+            paths,
+            recursive: self.recursive,
+            profile: Profile::NAMES[match self.profile {
+                Profile::UnixfsV0_2015 => 0,
+                Profile::UnixfsV1_2025 => 1,
+            }]
+            .to_owned(),
+            cid_version: self.cid_version,
+            raw_leaves: self.raw_leaves,
+            chunk_size: self.chunker,
+            max_links: self.max_links,
+            nocopy: self.nocopy,
+            preserve_mode: self.preserve_mode,
+            preserve_mtime: self.preserve_mtime,
+            pin: self.pin,
+            // SHOAL_ADD_COMMIT_MS: how often an add commits (and acknowledges files).
+            commit_ms: std::env::var("SHOAL_ADD_COMMIT_MS")
+                .ok()
+                .and_then(|v| v.parse().ok()),
+        })
     }
-    let mut results = Vec::new();
-    for path in &a.paths {
-        let bar = output::bytes_bar(0, json, "adding");
-        let abs = std::path::absolute(path).unwrap_or_else(|_| path.clone());
-        let base = abs.parent().map(|p| p.to_path_buf()).unwrap_or_default();
-        let mut on_event = |e: Event<'_>| match e {
-            Event::Scanned { bytes, .. } => bar.set_length(bytes),
-            Event::Progress(n) => bar.inc(n),
-            Event::Committed(files) if !a.quieter && !json => {
-                let mut out = std::io::stdout().lock();
-                for (p, cid, _) in files {
-                    let rel = p.strip_prefix(&base).unwrap_or(p);
-                    let _ = writeln!(out, "added {cid} {}", rel.display());
-                }
-                let _ = out.flush();
-            }
-            Event::Committed(_) => {}
-        };
-        let added = shoal_unixfs::add(&store, path, &opts, &mut on_event)
-            .with_context(|| format!("adding {}", path.display()))?;
-        bar.finish_and_clear();
-        for skipped in &added.skipped {
-            eprintln!("warning: skipped special file {}", skipped.display());
+}
+
+/// Prints "added CID PATH" for files as they become durable.
+fn print_acks(files: &[(PathBuf, shoal_ipld::Cid, u64)], base: &Path) {
+    let mut out = std::io::stdout().lock();
+    for (p, cid, _) in files {
+        let rel = p.strip_prefix(base).unwrap_or(p);
+        let _ = writeln!(out, "added {cid} {}", rel.display());
+    }
+    let _ = out.flush();
+}
+
+pub fn add(a: AddArgs, json: bool) -> Result<()> {
+    let backend = Backend::connect()?;
+    let req = a.request()?;
+    let added: Vec<Added> = match &backend {
+        Backend::Remote(client) => {
+            let reply: serde_json::Value = client.call("add", serde_json::to_value(&req)?)?;
+            serde_json::from_value(reply["added"].clone())?
         }
-        let name = path
-            .file_name()
-            .map(|n| n.to_string_lossy().into_owned())
-            .unwrap_or_default();
-        if json {
-            results.push(
-                json!({"path": path, "root": added.root.to_string(), "size": added.size,
-                "files": added.files, "bytes": added.bytes}),
-            );
-        } else if a.quieter {
-            println!("{}", added.root);
-        } else if path.is_dir() {
-            println!("added {} {name}", added.root);
+        Backend::Local(store) => {
+            let bar = output::bytes_bar(0, json, "adding");
+            let mut out = Vec::new();
+            for path in &req.paths {
+                let base = path.parent().map(Path::to_path_buf).unwrap_or_default();
+                let one = AddRequest {
+                    paths: vec![path.clone()],
+                    ..req.clone()
+                };
+                let mut on_event = |e: Event<'_>| match e {
+                    Event::Scanned { bytes, .. } => {
+                        bar.reset();
+                        bar.set_length(bytes)
+                    }
+                    Event::Progress(n) => bar.inc(n),
+                    Event::Committed(files) if !a.quieter && !json => print_acks(files, &base),
+                    Event::Committed(_) => {}
+                };
+                out.extend(ops::add(store, &one, &mut on_event)?);
+            }
+            bar.finish_and_clear();
+            out
+        }
+    };
+    for a in &added {
+        for skipped in &a.skipped {
+            eprintln!("warning: skipped special file {}", skipped.display());
         }
     }
     if json {
-        output::json(&json!({ "added": results }));
+        output::json(&json!({ "added": added }));
+        return Ok(());
+    }
+    for one in &added {
+        let name = one
+            .path
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        if a.quieter {
+            println!("{}", one.root);
+        } else if one.path.is_dir() || backend.is_remote() {
+            println!("added {} {name}", one.root);
+        }
     }
     Ok(())
 }
@@ -132,12 +162,21 @@ pub struct CatArgs {
 }
 
 pub fn cat(a: CatArgs, _json: bool) -> Result<()> {
-    let store = home::open_store()?;
-    let cid = export::resolve(&store, &a.path)?;
+    let backend = Backend::connect()?;
     let stdout = std::io::stdout();
     let mut out = std::io::BufWriter::with_capacity(1 << 20, stdout.lock());
-    export::cat(&store, &cid, a.offset, a.length, &mut out, &mut |_| {})
-        .with_context(|| format!("reading {}", a.path))?;
+    match &backend {
+        Backend::Local(store) => {
+            ops::cat(store, &a.path, a.offset, a.length, &mut out)
+                .with_context(|| format!("reading {}", a.path))?;
+        }
+        Backend::Remote(client) => {
+            let args = json!({"path": a.path.to_string(), "offset": a.offset, "length": a.length});
+            client
+                .stream("cat", args, &mut out)
+                .with_context(|| format!("reading {}", a.path))?;
+        }
+    }
     out.flush().context("writing to stdout")?;
     Ok(())
 }
@@ -152,29 +191,30 @@ pub struct GetArgs {
 }
 
 pub fn get(a: GetArgs, json: bool) -> Result<()> {
-    let store = home::open_store()?;
-    let cid = export::resolve(&store, &a.path)?;
-    let out = a
-        .output
-        .unwrap_or_else(|| PathBuf::from(a.path.segments.last().cloned().unwrap_or(cid.to_string())));
-    let total =
-        shoal_unixfs::get::plan_bytes(&store, &cid).with_context(|| format!("checking {}", a.path))?;
-    let bar = output::bytes_bar(total, json, "getting");
-    let report = shoal_unixfs::get::get(&store, &cid, &out, &mut |n| bar.inc(n))
-        .with_context(|| format!("writing {} to {}", a.path, out.display()))?;
-    bar.finish_and_clear();
+    let backend = Backend::connect()?;
+    let default = a.path.segments.last().cloned().unwrap_or(a.path.root.to_string());
+    let out = std::path::absolute(a.output.unwrap_or_else(|| PathBuf::from(default)))?;
+    let reply: GetReply = match &backend {
+        Backend::Local(store) => {
+            let total = ops::get_size(store, &a.path).with_context(|| format!("checking {}", a.path))?;
+            let bar = output::bytes_bar(total, json, "getting");
+            let r = ops::get(store, &a.path, &out, &mut |n| bar.inc(n));
+            bar.finish_and_clear();
+            r.with_context(|| format!("writing {} to {}", a.path, out.display()))?
+        }
+        Backend::Remote(client) => client
+            .call("get", json!({"path": a.path.to_string(), "output": out}))
+            .with_context(|| format!("writing {} to {}", a.path, out.display()))?,
+    };
     if json {
-        output::json(
-            &json!({"cid": cid.to_string(), "output": out, "files": report.files,
-            "dirs": report.dirs, "symlinks": report.symlinks, "bytes": report.bytes}),
-        );
+        output::json(&serde_json::to_value(&reply)?);
     } else {
         println!(
             "wrote {} ({} files, {} bytes) to {}",
-            cid,
-            report.files,
-            report.bytes,
-            out.display()
+            reply.cid,
+            reply.files,
+            reply.bytes,
+            reply.output.display()
         );
     }
     Ok(())
@@ -187,45 +227,25 @@ pub struct LsArgs {
 }
 
 pub fn ls(a: LsArgs, json: bool) -> Result<()> {
-    let store = home::open_store()?;
-    let cid = export::resolve(&store, &a.path)?;
-    let node = export::load(&store, &cid)?;
-    if !node.is_dir() {
-        bail!("{}: not a directory", a.path);
+    let backend = Backend::connect()?;
+    #[derive(serde::Deserialize)]
+    struct Reply {
+        entries: Vec<LsEntry>,
     }
-    let entries = export::list(&store, &cid)?;
-    let mut rows = Vec::with_capacity(entries.len());
-    for e in &entries {
-        let (kind, size) = match shoal_unixfs::get::describe(&store, &e.cid) {
-            Ok((k, s)) => (kind_name(k), Some(s)),
-            Err(_) => ("unknown".to_owned(), None),
-        };
-        rows.push((e, kind, size));
-    }
+    let reply: Reply = backend.run("ls", json!({"path": a.path.to_string()}), |store| {
+        Ok(Reply {
+            entries: ops::ls(store, &a.path)?,
+        })
+    })?;
     if json {
-        let list: Vec<_> = rows
-            .iter()
-            .map(|(e, kind, size)| json!({"name": e.name, "cid": e.cid.to_string(), "type": kind, "size": size, "tsize": e.tsize}))
-            .collect();
-        output::json(&json!({ "entries": list }));
-    } else {
-        let mut out = std::io::stdout().lock();
-        for (e, kind, size) in rows {
-            let size = size.map_or("-".to_owned(), |s| s.to_string());
-            let slash = if kind == "directory" { "/" } else { "" };
-            writeln!(out, "{} {size:>12} {}{slash}", e.cid, e.name)?;
-        }
+        output::json(&json!({ "entries": reply.entries }));
+        return Ok(());
+    }
+    let mut out = std::io::stdout().lock();
+    for e in reply.entries {
+        let size = e.size.map_or("-".to_owned(), |s| s.to_string());
+        let slash = if e.kind == "directory" { "/" } else { "" };
+        writeln!(out, "{} {size:>12} {}{slash}", e.cid, e.name)?;
     }
     Ok(())
-}
-
-fn kind_name(k: shoal_unixfs::data::NodeType) -> String {
-    use shoal_unixfs::data::NodeType;
-    match k {
-        NodeType::Raw | NodeType::File => "file",
-        NodeType::Directory | NodeType::HamtShard => "directory",
-        NodeType::Symlink => "symlink",
-        NodeType::Metadata => "metadata",
-    }
-    .to_owned()
 }

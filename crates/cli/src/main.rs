@@ -1,9 +1,11 @@
 //! `shoal`: publish, update and fetch collections of files over IPFS-compatible
 //! content addressing.
 
+mod backend;
 mod blocks;
-mod car;
+mod client;
 mod home;
+mod net_cmds;
 mod output;
 mod store_cmds;
 
@@ -46,7 +48,25 @@ enum Command {
     Verify,
     /// Export or import CAR v1 archives.
     #[command(subcommand)]
-    Car(car::CarCmd),
+    Car(store_cmds::CarCmd),
+    /// Run the node in the foreground (network, RPC API); Ctrl-C stops it.
+    Daemon(net_cmds::DaemonArgs),
+    /// Show this node's peer id, addresses and API address (daemon).
+    Id,
+    /// List connected peers (daemon).
+    Peers,
+    /// Connect to a peer by multiaddr (daemon).
+    Connect { addr: String },
+    /// Close the connections to a peer (daemon).
+    Disconnect { peer: String },
+    /// Query the DHT (daemon).
+    #[command(subcommand)]
+    Dht(net_cmds::DhtCmd),
+    /// Stop the running daemon.
+    Stop,
+    /// Inspect the configuration.
+    #[command(subcommand)]
+    Config(net_cmds::ConfigCmd),
 }
 
 fn main() {
@@ -78,6 +98,14 @@ fn run(cli: Cli) -> Result<()> {
         Command::Pin(p) => store_cmds::pin(p, json),
         Command::Gc => store_cmds::gc(json),
         Command::Verify => store_cmds::verify(json),
-        Command::Car(c) => car::run(c, json),
+        Command::Car(c) => store_cmds::car(c, json),
+        Command::Daemon(a) => net_cmds::daemon_run(a, json),
+        Command::Id => net_cmds::id(json),
+        Command::Peers => net_cmds::peers(json),
+        Command::Connect { addr } => net_cmds::connect(addr, json),
+        Command::Disconnect { peer } => net_cmds::disconnect(peer, json),
+        Command::Dht(c) => net_cmds::dht(c, json),
+        Command::Stop => net_cmds::stop(json),
+        Command::Config(c) => net_cmds::config(c, json),
     }
 }

@@ -97,6 +97,20 @@ pub fn verify(cid: &Cid, data: &[u8]) -> Result<(), BlockError> {
     }
 }
 
+/// Parses CID bytes that must be exactly one CID (the `cid` crate ignores
+/// trailing bytes, which would make encodings non-canonical).
+pub fn cid_exact(bytes: &[u8]) -> Result<Cid, String> {
+    let mut cursor = std::io::Cursor::new(bytes);
+    let cid = Cid::read_bytes(&mut cursor).map_err(|e| e.to_string())?;
+    if cursor.position() as usize != bytes.len() {
+        return Err(format!(
+            "{} trailing bytes after the CID",
+            bytes.len() - cursor.position() as usize
+        ));
+    }
+    Ok(cid)
+}
+
 /// Checks that `cid` is something shoal can store: a known codec and hash.
 pub fn check_supported(cid: &Cid) -> Result<Codec, BlockError> {
     let codec = Codec::of(cid)?;

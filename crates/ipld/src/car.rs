@@ -78,10 +78,12 @@ impl<R: Read> CarReader<R> {
         if len > MAX_SECTION {
             return Err(CarError::SectionTooLarge { len, offset });
         }
-        let mut section = vec![0; len as usize];
-        self.inner
-            .read_exact(&mut section)
-            .map_err(|_| CarError::Truncated("block section"))?;
+        // grow with the data actually read, not with what the length claims
+        let mut section = Vec::with_capacity((len as usize).min(1 << 16));
+        (&mut self.inner).take(len).read_to_end(&mut section)?;
+        if section.len() as u64 != len {
+            return Err(CarError::Truncated("block section"));
+        }
         self.offset += n as u64 + len;
         let mut cursor = io::Cursor::new(&section[..]);
         let cid = Cid::read_bytes(&mut cursor).map_err(|e| CarError::BadCid {
@@ -284,7 +286,7 @@ impl<'a> Cbor<'a> {
             }
             let bytes = self.sized(2)?;
             let cid = match bytes.split_first() {
-                Some((0, rest)) => Cid::try_from(rest).ok(),
+                Some((0, rest)) => crate::block::cid_exact(rest).ok(),
                 _ => None,
             };
             roots.push(cid.ok_or(CarError::BadHeader("root CID does not parse"))?);

@@ -34,6 +34,8 @@ pub enum DagPbError {
     Truncated(usize),
     #[error("dag-pb: unexpected field {field} (wire type {wire}) at byte {at}")]
     UnexpectedField { field: u64, wire: u64, at: usize },
+    #[error("dag-pb: varint not in its shortest form at byte {0}")]
+    NonCanonical(usize),
     #[error("dag-pb: fields out of order or repeated at byte {0}")]
     FieldOrder(usize),
     #[error("dag-pb: link {index} has no hash")]
@@ -146,10 +148,8 @@ impl PbLink {
             match (field, wire) {
                 (1, 2) => {
                     let bytes = r.bytes().map_err(|e| e.shifted(base))?;
-                    let cid = Cid::try_from(bytes).map_err(|e| DagPbError::BadCid {
-                        index,
-                        reason: e.to_string(),
-                    })?;
+                    let cid = crate::block::cid_exact(bytes)
+                        .map_err(|reason| DagPbError::BadCid { index, reason })?;
                     hash = Some(cid);
                 }
                 (2, 2) => {
@@ -200,8 +200,13 @@ impl<'a> Reader<'a> {
         self.pos - sub.len()
     }
 
+    /// A varint in its shortest form (longer encodings would give one node
+    /// several byte strings and so several CIDs).
     pub fn varint(&mut self) -> Result<u64, DagPbError> {
         let (v, n) = varint::decode(&self.buf[self.pos..]).ok_or(DagPbError::Truncated(self.pos))?;
+        if n != varint::encoded_len(v) {
+            return Err(DagPbError::NonCanonical(self.pos));
+        }
         self.pos += n;
         Ok(v)
     }
@@ -308,6 +313,15 @@ mod tests {
             PbNode::decode(&[0x0a, 0x05, 0x01]),
             Err(DagPbError::Truncated(_))
         ));
+        // found by the fuzzer: an over-long length, and a CID with trailing junk
+        assert_eq!(
+            PbNode::decode(&[0x0a, 0x80, 0x00]),
+            Err(DagPbError::NonCanonical(1))
+        );
+        let mut junk = vec![0x12, 0x2a, 0x0a, 0x28];
+        junk.extend(cid_of(Codec::Raw, 1, b"x").to_bytes());
+        junk.extend([0x6a, 0x75, 0x6e, 0x6b]);
+        assert!(matches!(PbNode::decode(&junk), Err(DagPbError::BadCid { .. })));
         // unknown field
         assert!(matches!(
             PbNode::decode(&[0x20, 0x01]),

@@ -47,6 +47,8 @@ impl Behaviour {
         let mut kad_cfg = kad::Config::new(KAD_PROTOCOL);
         kad_cfg.set_query_timeout(Duration::from_secs(30));
         kad_cfg.set_provider_publication_interval(Some(Duration::from_secs(12 * 3600)));
+        // the driver bootstraps once it has peers; kad's own timer only warns without them
+        kad_cfg.set_periodic_bootstrap_interval(None);
         let mut kad = kad::Behaviour::with_config(peer_id, MemoryStore::new(peer_id), kad_cfg);
         kad.set_mode(match cfg.kad_mode {
             KadMode::Auto => None,

@@ -67,6 +67,8 @@ pub enum DataError {
     NoType,
     #[error("UnixFS data: too many blocksizes")]
     TooMany,
+    #[error("UnixFS data: the sizes add up to more than 2^64 bytes")]
+    SizeOverflow,
 }
 
 impl UnixFsData {
@@ -177,6 +179,13 @@ impl UnixFsData {
             }
         }
         d.kind = kind.ok_or(DataError::NoType)?;
+        let total = d
+            .blocksizes
+            .iter()
+            .try_fold(d.data.len() as u64, |a, b| a.checked_add(*b));
+        if total.is_none() {
+            return Err(DataError::SizeOverflow);
+        }
         Ok(d)
     }
 }
@@ -270,5 +279,10 @@ mod tests {
         assert_eq!(UnixFsData::decode(&[0x08, 0x09]), Err(DataError::UnknownType(9)));
         assert_eq!(UnixFsData::decode(&[]), Err(DataError::NoType));
         assert!(UnixFsData::decode(&[0x12, 0x05, 0x01]).is_err());
+        // found by the fuzzer: sizes that overflow u64
+        let overflow = [
+            0x08, 0x02, 0x20, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x01, 0x20, 0x01,
+        ];
+        assert_eq!(UnixFsData::decode(&overflow), Err(DataError::SizeOverflow));
     }
 }

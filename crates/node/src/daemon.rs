@@ -1,0 +1,170 @@
+//! `shoal daemon`: open the store, start the network, serve the RPC API,
+//! and shut down cleanly on SIGINT, SIGTERM or an RPC `stop`.
+
+use crate::config::{Config, ConfigError};
+use crate::rpc::{router, ApiState};
+use shoal_store::{BlockStore, StoreError};
+use std::io::Write;
+use std::net::SocketAddr;
+use std::os::unix::fs::OpenOptionsExt;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use tokio::sync::Notify;
+
+/// Command-line settings that win over config.toml.
+#[derive(Clone, Debug, Default)]
+pub struct Overrides {
+    pub listen: Vec<String>,
+    pub api: Option<String>,
+    pub gateway: Option<String>,
+}
+
+/// Why the daemon could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum DaemonError {
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    #[error("{0}")]
+    Store(String),
+    #[error(transparent)]
+    Identity(#[from] shoal_net::identity::IdentityError),
+    #[error(transparent)]
+    Net(#[from] shoal_net::NetError),
+    #[error("API address {0}: {1}")]
+    Api(String, String),
+    #[error("{path}: {source}")]
+    Io {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+/// What a started daemon reports.
+#[derive(Clone, Debug)]
+pub struct Ready {
+    pub peer_id: String,
+    pub addrs: Vec<String>,
+    pub api: String,
+}
+
+/// Files in SHOAL_HOME that tell the CLI where the API is.
+pub fn api_file(home: &Path) -> PathBuf {
+    home.join("api")
+}
+pub fn token_file(home: &Path) -> PathBuf {
+    home.join("api.token")
+}
+
+/// Applies the overrides to the config loaded from `home`.
+pub fn effective_config(home: &Path, ov: &Overrides) -> Result<Config, DaemonError> {
+    let mut cfg = Config::load(&home.join("config.toml"))?;
+    if !ov.listen.is_empty() {
+        cfg.network.listen = ov.listen.clone();
+    }
+    if let Some(api) = &ov.api {
+        cfg.api.listen = api.clone();
+    }
+    if let Some(gw) = &ov.gateway {
+        cfg.gateway.listen = gw.clone();
+    }
+    Ok(cfg)
+}
+
+fn write_private(path: &Path, text: &str) -> Result<(), DaemonError> {
+    let io = |source| DaemonError::Io {
+        path: path.to_path_buf(),
+        source,
+    };
+    let tmp = path.with_extension("tmp");
+    let _ = std::fs::remove_file(&tmp);
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(&tmp)
+        .map_err(io)?;
+    f.write_all(text.as_bytes()).map_err(io)?;
+    f.sync_all().map_err(io)?;
+    std::fs::rename(&tmp, path).map_err(io)
+}
+
+fn random_token() -> String {
+    let mut b = [0u8; 32];
+    getrandom::fill(&mut b).expect("the OS random source works");
+    b.iter().map(|x| format!("{x:02x}")).collect()
+}
+
+/// Runs the daemon until it is told to stop. `on_ready` is called once
+/// everything listens.
+pub async fn run(home: PathBuf, ov: Overrides, on_ready: impl FnOnce(&Ready)) -> Result<(), DaemonError> {
+    std::fs::create_dir_all(&home).map_err(|source| DaemonError::Io {
+        path: home.clone(),
+        source,
+    })?;
+    let cfg = effective_config(&home, &ov)?;
+    let api_addr: SocketAddr = cfg
+        .api
+        .listen
+        .parse()
+        .map_err(|e| DaemonError::Api(cfg.api.listen.clone(), format!("{e}")))?;
+    if !api_addr.ip().is_loopback() {
+        return Err(DaemonError::Api(
+            cfg.api.listen.clone(),
+            "must be a loopback address".into(),
+        ));
+    }
+    let store = BlockStore::open(home.join("store")).map_err(|e| match e {
+        StoreError::Locked(_) => DaemonError::Store(format!("{e}: is another daemon running?")),
+        e => DaemonError::Store(e.to_string()),
+    })?;
+    let key = shoal_net::identity::load_or_create(&home.join("identity.key"))?;
+    let (net, net_task) = shoal_net::start(key, cfg.network.clone()).await?;
+    let listener = tokio::net::TcpListener::bind(api_addr)
+        .await
+        .map_err(|e| DaemonError::Api(cfg.api.listen.clone(), e.to_string()))?;
+    let bound = listener
+        .local_addr()
+        .map_err(|e| DaemonError::Api(cfg.api.listen.clone(), e.to_string()))?;
+    let api_url = format!("http://{bound}");
+    let token = random_token();
+    write_private(&token_file(&home), &token)?;
+    write_private(&api_file(&home), &api_url)?;
+    let stop = Arc::new(Notify::new());
+    let state = Arc::new(ApiState {
+        store: Arc::new(store),
+        net: net.clone(),
+        token,
+        api_url: api_url.clone(),
+        stop: stop.clone(),
+    });
+    let me = net.peer_id();
+    let addrs = net
+        .listen_addrs()
+        .await?
+        .iter()
+        .map(|a| format!("{a}/p2p/{me}"))
+        .collect();
+    on_ready(&Ready {
+        peer_id: me.to_string(),
+        addrs,
+        api: api_url,
+    });
+    let shutdown = async move {
+        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok();
+        tokio::select! {
+            _ = tokio::signal::ctrl_c() => {}
+            _ = async { match term.as_mut() { Some(t) => { t.recv().await; } None => std::future::pending().await } } => {}
+            _ = stop.notified() => {}
+        }
+        tracing::info!("shutting down");
+    };
+    let served = axum::serve(listener, router(state.clone()))
+        .with_graceful_shutdown(shutdown)
+        .await;
+    let _ = std::fs::remove_file(api_file(&home));
+    let _ = std::fs::remove_file(token_file(&home));
+    net_task.abort();
+    drop(state);
+    served.map_err(|source| DaemonError::Io { path: home, source })
+}
