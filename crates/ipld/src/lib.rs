@@ -11,4 +11,5 @@ pub mod path;
 mod varint;
 
 pub use block::{Block, BlockError, Codec};
+pub use cid;
 pub use cid::Cid;
