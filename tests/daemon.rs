@@ -8,7 +8,7 @@ use std::process::{Child, Stdio};
 use std::time::{Duration, Instant};
 use support::Home;
 
-struct Daemon {
+pub struct Daemon {
     child: Child,
     peer_id: String,
     addr: String,

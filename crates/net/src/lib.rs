@@ -10,5 +10,6 @@ pub mod identity;
 pub mod node;
 
 pub use config::{KadMode, NetConfig};
-pub use libp2p::{Multiaddr, PeerId};
+pub use libp2p::{Multiaddr, PeerId, Stream, StreamProtocol};
+pub use libp2p_stream;
 pub use node::{start, NetError, NodeHandle, PeerInfo};

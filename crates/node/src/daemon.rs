@@ -95,6 +95,16 @@ fn random_token() -> String {
     b.iter().map(|x| format!("{x:02x}")).collect()
 }
 
+/// Announces every pinned root in the DHT (in the background).
+fn announce_pins(store: Arc<BlockStore>, net: shoal_net::NodeHandle) {
+    tokio::spawn(async move {
+        let pins = tokio::task::spawn_blocking(move || store.pins()).await;
+        for (cid, _) in pins.ok().and_then(Result::ok).unwrap_or_default() {
+            let _ = net.provide(cid.hash().to_bytes()).await;
+        }
+    });
+}
+
 /// Runs the daemon until it is told to stop. `on_ready` is called once
 /// everything listens.
 pub async fn run(home: PathBuf, ov: Overrides, on_ready: impl FnOnce(&Ready)) -> Result<(), DaemonError> {
@@ -131,8 +141,12 @@ pub async fn run(home: PathBuf, ov: Overrides, on_ready: impl FnOnce(&Ready)) ->
     write_private(&token_file(&home), &token)?;
     write_private(&api_file(&home), &api_url)?;
     let stop = Arc::new(Notify::new());
+    let store = Arc::new(store);
+    let bitswap = crate::bitswap::Bitswap::start(store.clone(), net.clone());
+    announce_pins(store.clone(), net.clone());
     let state = Arc::new(ApiState {
-        store: Arc::new(store),
+        store,
+        bitswap,
         net: net.clone(),
         token,
         api_url: api_url.clone(),

@@ -1,6 +1,7 @@
 //! The shoal node: configuration, the daemon's lifecycle and its RPC API,
 //! and the operations both the daemon and the offline CLI run.
 
+pub mod bitswap;
 pub mod config;
 pub mod daemon;
 pub mod ops;

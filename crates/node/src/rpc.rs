@@ -27,6 +27,7 @@ pub const MAX_BODY: usize = 1 << 20;
 /// What the handlers share.
 pub struct ApiState {
     pub store: Arc<BlockStore>,
+    pub bitswap: Arc<crate::bitswap::Bitswap>,
     pub net: NodeHandle,
     pub token: String,
     pub api_url: String,
@@ -260,8 +261,27 @@ async fn blocking<T: Send + 'static>(
         .map_err(ApiError::from)
 }
 
+/// How long a read waits for missing blocks from the network.
+const FETCH_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(120);
+
+/// Makes sure the whole DAG under `path`'s root is local, fetching what is
+/// missing from peers.
+async fn ensure_local(s: &ApiState, path: &IpfsPath) -> Result<(), ApiError> {
+    s.bitswap
+        .fetch(path.root, FETCH_TIMEOUT)
+        .await
+        .map(drop)
+        .map_err(|e| ApiError(StatusCode::NOT_FOUND, format!("{path}: {e}")))
+}
+
 async fn store_command(s: &ApiState, command: &str, v: Value) -> Reply {
     let st = &s.store;
+    if matches!(command, "ls" | "cat" | "get" | "pin/add" | "car/export") {
+        let path = v.get("path").and_then(Value::as_str).map(ipfs_path).transpose()?;
+        if let Some(path) = path {
+            ensure_local(s, &path).await?;
+        }
+    }
     match command {
         "add" => {
             let req: ops::AddRequest = args(command, v)?;
