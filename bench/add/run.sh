@@ -55,7 +55,7 @@ if ((!SKIP_SHOAL)) && [[ -z $SHOAL ]]; then
 fi
 ((SKIP_SHOAL)) || [[ -x $SHOAL ]] || die "shoal binary not executable: $SHOAL"
 
-cleanup() { rm -rf "$WORK/cp-copy"; ((KEEP)) || rm -rf "$WORK"/home-*; }
+cleanup() { rm -rf "$WORK"/cp-copy.*; ((KEEP)) || rm -rf "$WORK"/home-*; }
 trap cleanup EXIT
 
 # --- tree: regenerate unless the marker records the same parameters ---------
@@ -76,7 +76,14 @@ TREE_BYTES=$(find "$TREE" -type f -printf '%s\n' | awk '{ s += $1 } END { printf
 
 # --- timing -------------------------------------------------------------------
 # Page cache idle > 30 s gets reclaimed here, so re-warm right before each run.
-warm() { sync; sleep 2; find "$TREE" -type f -print0 | xargs -0 cat >/dev/null; }
+# Every contender starts from the same memory state: dirty data written back,
+# the page cache emptied (as root; otherwise skipped), then only the tree read in.
+warm() {
+  sync
+  echo 1 >/proc/sys/vm/drop_caches 2>/dev/null || true
+  sleep 2
+  find "$TREE" -type f -print0 | xargs -0 cat >/dev/null
+}
 
 RESULTS=() # "name wall_s rss_kib" (median wall of RUNS runs, max RSS)
 # timed NAME OUTFILE CMD...: RUNS times: warm the cache, run CMD under GNU time
@@ -107,9 +114,11 @@ timed sha256sum /dev/null bash -c 'find "$0" -type f -print0 | xargs -0 sha256su
 declare -A CID=()
 shoal_add() { # MODE [extra add flags...]
   local mode=$1 home="$WORK/home-$1"; shift
-  # each run starts from a fresh, initialised store
-  PREP="rm -rf '$home' && mkdir -p '$home' && SHOAL_HOME='$home' '$SHOAL' init >/dev/null && sync && sleep 3"
-  timed "shoal-$mode" "$WORK/cid.$mode" env SHOAL_HOME="$home" "$SHOAL" add -r -Q "$@" "$TREE" \
+  # each run starts from a fresh, initialised store; earlier runs' stores are
+  # deleted only at the end (deleting gigabytes on a disk mounted with
+  # discard slows down whatever writes next)
+  PREP="export home=\$(mktemp -d '$home.XXXX') && SHOAL_HOME=\$home '$SHOAL' init >/dev/null && sync && sleep 3"
+  timed "shoal-$mode" "$WORK/cid.$mode" bash -c 'SHOAL_HOME=$home exec "$0" "$@"' "$SHOAL" add -r -Q "$@" "$TREE" \
     || die "shoal add ($mode) exited non-zero (stderr above)"
   CID[$mode]=$(tr -d '[:space:]' <"$WORK/cid.$mode")
   [[ ${CID[$mode]} =~ ^(baf|Qm)[A-Za-z0-9]+$ ]] \
@@ -121,8 +130,8 @@ if ((!SKIP_SHOAL)); then
 fi
 # The floor for adding with a copy: copying the bytes durably at all. Run last:
 # deleting gigabytes on this disk (mounted with discard) slows whatever runs next.
-PREP="rm -rf '$WORK/cp-copy' && sync && sleep 3"
-timed cp+sync /dev/null bash -c 'cp -r "$0" "$1" && sync' "$TREE" "$WORK/cp-copy" \
+PREP="export dest=\$(mktemp -u '$WORK/cp-copy.XXXX') && sync && sleep 3"
+timed cp+sync /dev/null bash -c 'cp -r "$0" "$dest" && sync' "$TREE" \
   || die "cp baseline failed"
 PREP=""
 
