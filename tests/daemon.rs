@@ -3,53 +3,12 @@
 
 mod support;
 
-use std::io::{BufRead, BufReader, Read, Write};
-use std::process::{Child, Stdio};
+use std::io::{Read, Write};
 use std::time::{Duration, Instant};
-use support::Home;
-
-pub struct Daemon {
-    child: Child,
-    peer_id: String,
-    addr: String,
-    api: String,
-}
+use support::{Daemon, Home};
 
 fn start(home: &Home) -> Daemon {
-    let started = Instant::now();
-    let mut child = home
-        .cmd(&[
-            "--json",
-            "daemon",
-            "--listen",
-            "/ip4/127.0.0.1/tcp/0",
-            "--api",
-            "127.0.0.1:0",
-        ])
-        .env("SHOAL_LOG", "error")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let mut line = String::new();
-    BufReader::new(child.stdout.take().unwrap())
-        .read_line(&mut line)
-        .unwrap();
-    let v: serde_json::Value = serde_json::from_str(&line).unwrap_or_else(|_| panic!("daemon said: {line}"));
-    eprintln!("daemon ready in {:?}", started.elapsed());
-    Daemon {
-        child,
-        peer_id: v["peer_id"].as_str().unwrap().into(),
-        addr: v["addrs"][0].as_str().unwrap().into(),
-        api: v["api"].as_str().unwrap().into(),
-    }
-}
-
-impl Drop for Daemon {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
+    home.daemon("[network]\nmdns = false\n")
 }
 
 /// A raw HTTP request to the API; returns (status, body).

@@ -4,56 +4,12 @@
 
 mod support;
 
-use std::io::{BufRead, BufReader};
-use std::process::{Child, Stdio};
 use std::time::{Duration, Instant};
-use support::{Home, Rng};
-
-struct Daemon {
-    child: Child,
-    peer_id: String,
-    addr: String,
-}
-
-impl Drop for Daemon {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
+use support::{Daemon, Home, Rng};
 
 /// A daemon answering DHT queries on loopback (no AutoNAT confirmation there).
 fn start(home: &Home) -> Daemon {
-    std::fs::create_dir_all(home.home()).unwrap();
-    std::fs::write(
-        home.home().join("config.toml"),
-        "[network]\nmdns = false\nkad_mode = \"server\"\n",
-    )
-    .unwrap();
-    let mut child = home
-        .cmd(&[
-            "--json",
-            "daemon",
-            "--listen",
-            "/ip4/127.0.0.1/tcp/0",
-            "--api",
-            "127.0.0.1:0",
-        ])
-        .env("SHOAL_LOG", "error")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let mut line = String::new();
-    BufReader::new(child.stdout.take().unwrap())
-        .read_line(&mut line)
-        .unwrap();
-    let v: serde_json::Value = serde_json::from_str(&line).unwrap_or_else(|_| panic!("daemon said: {line}"));
-    Daemon {
-        child,
-        peer_id: v["peer_id"].as_str().unwrap().into(),
-        addr: v["addrs"][0].as_str().unwrap().into(),
-    }
+    home.daemon("[network]\nmdns = false\nkad_mode = \"server\"\n")
 }
 
 fn tree(home: &Home, seed: u64, files: usize) -> std::path::PathBuf {

@@ -83,6 +83,59 @@ impl Home {
     }
 }
 
+/// A daemon started by a test; killed when dropped.
+pub struct Daemon {
+    pub child: std::process::Child,
+    pub peer_id: String,
+    pub addr: String,
+    pub api: String,
+}
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Home {
+    /// Starts `shoal daemon` on loopback (free ports) with `config` as its
+    /// config.toml, and waits until it reports ready.
+    pub fn daemon(&self, config: &str) -> Daemon {
+        use std::io::BufRead;
+        std::fs::create_dir_all(self.home()).unwrap();
+        std::fs::write(self.home().join("config.toml"), config).unwrap();
+        let started = std::time::Instant::now();
+        let mut child = self
+            .cmd(&[
+                "--json",
+                "daemon",
+                "--listen",
+                "/ip4/127.0.0.1/tcp/0",
+                "--api",
+                "127.0.0.1:0",
+            ])
+            .env("SHOAL_LOG", "error")
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
+        let mut line = String::new();
+        std::io::BufReader::new(child.stdout.take().unwrap())
+            .read_line(&mut line)
+            .unwrap();
+        let v: serde_json::Value =
+            serde_json::from_str(&line).unwrap_or_else(|_| panic!("daemon said: {line}"));
+        eprintln!("daemon ready in {:?}", started.elapsed());
+        Daemon {
+            child,
+            peer_id: v["peer_id"].as_str().unwrap().into(),
+            addr: v["addrs"][0].as_str().unwrap().into(),
+            api: v["api"].as_str().unwrap().into(),
+        }
+    }
+}
+
 /// The folder of the JS reference harness.
 pub fn js_dir() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("interop/js")

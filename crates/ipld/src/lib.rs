@@ -8,7 +8,7 @@ pub mod block;
 pub mod car;
 pub mod dagpb;
 pub mod path;
-mod varint;
+pub mod varint;
 
 pub use block::{Block, BlockError, Codec};
 pub use cid;

@@ -407,12 +407,7 @@ async fn read_message<R: futures::AsyncRead + Unpin>(r: &mut R) -> std::io::Resu
 
 async fn write_message<W: futures::AsyncWrite + Unpin>(w: &mut W, bytes: &[u8]) -> std::io::Result<()> {
     let mut head = Vec::with_capacity(10);
-    let mut v = bytes.len() as u64;
-    while v >= 0x80 {
-        head.push(v as u8 | 0x80);
-        v >>= 7;
-    }
-    head.push(v as u8);
+    shoal_ipld::varint::encode(bytes.len() as u64, &mut head);
     w.write_all(&head).await?;
     w.write_all(bytes).await?;
     w.flush().await

@@ -220,18 +220,11 @@ fn key(out: &mut Vec<u8>, field: u64, wire: u64) {
     varint(out, (field << 3) | wire);
 }
 
-fn varint(out: &mut Vec<u8>, mut v: u64) {
-    while v >= 0x80 {
-        out.push((v as u8) | 0x80);
-        v >>= 7;
-    }
-    out.push(v as u8);
+fn varint(out: &mut Vec<u8>, v: u64) {
+    shoal_ipld::varint::encode(v, out);
 }
 
-/// Length of a varint (shared with the size estimates).
-pub(crate) fn varint_len(v: u64) -> usize {
-    (64 - (v | 1).leading_zeros() as usize).div_ceil(7)
-}
+pub(crate) use shoal_ipld::varint::encoded_len as varint_len;
 
 #[cfg(test)]
 mod tests {

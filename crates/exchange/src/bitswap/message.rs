@@ -15,6 +15,7 @@
 
 use shoal_ipld::block::{cid_exact, sha256, SHA2_256};
 use shoal_ipld::dagpb::{DagPbError, Reader};
+use shoal_ipld::varint;
 use shoal_ipld::Cid;
 
 /// Largest message accepted or sent (bytes), as go-bitswap and js-ipfs-bitswap.
@@ -132,7 +133,6 @@ impl Message {
         let mut m = Message::default();
         let mut r = Reader::new(buf);
         while !r.done() {
-            let at = r.pos();
             match r.key()? {
                 (1, 2) => decode_wantlist(r.bytes()?, &mut m)?,
                 (2, 2) => {
@@ -150,17 +150,29 @@ impl Message {
                     push_limited(&mut m.presences, p)?;
                 }
                 (5, 0) => m.pending_bytes = r.varint()? as i32,
-                (_, 0) => {
-                    r.varint()?;
-                }
-                (_, 2) => {
-                    r.bytes()?;
-                }
-                (field, wire) => return Err(DagPbError::UnexpectedField { field, wire, at }.into()),
+                (field, wire) => skip(&mut r, field, wire)?,
             }
         }
         Ok(m)
     }
+}
+
+/// Skips a field of an unknown number (forward compatibility); other wire
+/// types are refused.
+fn skip(r: &mut Reader<'_>, field: u64, wire: u64) -> Result<(), MessageError> {
+    match wire {
+        0 => r.varint().map(drop)?,
+        2 => r.bytes().map(drop)?,
+        _ => {
+            return Err(DagPbError::UnexpectedField {
+                field,
+                wire,
+                at: r.pos(),
+            }
+            .into())
+        }
+    }
+    Ok(())
 }
 
 fn push_limited<T>(v: &mut Vec<T>, item: T) -> Result<(), MessageError> {
@@ -182,20 +194,7 @@ fn decode_wantlist(buf: &[u8], m: &mut Message) -> Result<(), MessageError> {
                 m.entries.push(decode_entry(r.bytes()?)?);
             }
             (2, 0) => m.full = r.varint()? != 0,
-            (_, 0) => {
-                r.varint()?;
-            }
-            (_, 2) => {
-                r.bytes()?;
-            }
-            (field, wire) => {
-                return Err(DagPbError::UnexpectedField {
-                    field,
-                    wire,
-                    at: r.pos(),
-                }
-                .into())
-            }
+            (field, wire) => skip(&mut r, field, wire)?,
         }
     }
     Ok(())
@@ -227,20 +226,7 @@ fn decode_entry(buf: &[u8]) -> Result<Entry, MessageError> {
                 }
             }
             (5, 0) => e.send_dont_have = r.varint()? != 0,
-            (_, 0) => {
-                r.varint()?;
-            }
-            (_, 2) => {
-                r.bytes()?;
-            }
-            (field, wire) => {
-                return Err(DagPbError::UnexpectedField {
-                    field,
-                    wire,
-                    at: r.pos(),
-                }
-                .into())
-            }
+            (field, wire) => skip(&mut r, field, wire)?,
         }
     }
     if !have_cid {
@@ -256,20 +242,7 @@ fn decode_block(buf: &[u8]) -> Result<(Cid, Vec<u8>), MessageError> {
         match r.key()? {
             (1, 2) => pre = Some(r.bytes()?),
             (2, 2) => data = Some(r.bytes()?),
-            (_, 0) => {
-                r.varint()?;
-            }
-            (_, 2) => {
-                r.bytes()?;
-            }
-            (field, wire) => {
-                return Err(DagPbError::UnexpectedField {
-                    field,
-                    wire,
-                    at: r.pos(),
-                }
-                .into())
-            }
+            (field, wire) => skip(&mut r, field, wire)?,
         }
     }
     let pre = pre.ok_or_else(|| MessageError::BadPrefix("missing".into()))?;
@@ -290,20 +263,7 @@ fn decode_presence(buf: &[u8]) -> Result<(Cid, Presence), MessageError> {
                     Presence::Have
                 }
             }
-            (_, 0) => {
-                r.varint()?;
-            }
-            (_, 2) => {
-                r.bytes()?;
-            }
-            (field, wire) => {
-                return Err(DagPbError::UnexpectedField {
-                    field,
-                    wire,
-                    at: r.pos(),
-                }
-                .into())
-            }
+            (field, wire) => skip(&mut r, field, wire)?,
         }
     }
     Ok((
@@ -354,32 +314,14 @@ fn cid_from_prefix(pre: &[u8], data: &[u8]) -> Result<Cid, MessageError> {
     }
 }
 
-fn key(out: &mut Vec<u8>, field: u64, wire: u64) {
-    let mut v = (field << 3) | wire;
-    while v >= 0x80 {
-        out.push(v as u8 | 0x80);
-        v >>= 7;
-    }
-    out.push(v as u8);
-}
-
-fn varint_field(out: &mut Vec<u8>, field: u64, mut v: u64) {
-    key(out, field, 0);
-    while v >= 0x80 {
-        out.push(v as u8 | 0x80);
-        v >>= 7;
-    }
-    out.push(v as u8);
+fn varint_field(out: &mut Vec<u8>, field: u64, v: u64) {
+    varint::encode(field << 3, out);
+    varint::encode(v, out);
 }
 
 fn bytes_field(out: &mut Vec<u8>, field: u64, data: &[u8]) {
-    key(out, field, 2);
-    let mut v = data.len() as u64;
-    while v >= 0x80 {
-        out.push(v as u8 | 0x80);
-        v >>= 7;
-    }
-    out.push(v as u8);
+    varint::encode((field << 3) | 2, out);
+    varint::encode(data.len() as u64, out);
     out.extend_from_slice(data);
 }
 
