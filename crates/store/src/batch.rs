@@ -173,6 +173,7 @@ impl<'a> Batch<'a> {
     pub fn commit(self) -> Result<(), StoreError> {
         let packs_dir = self.store.dir.join("packs");
         for (id, (file, _)) in &self.packs {
+            self.store.flush_pack(*id)?;
             let path = crate::pack::pack_path(&packs_dir, *id);
             file.sync().map_err(StoreError::io(path))?;
         }

@@ -18,14 +18,17 @@ pub trait StorageFile: Send + Sync + Debug {
     fn set_len(&self, len: u64) -> io::Result<()>;
     /// Makes every write so far durable.
     fn sync(&self) -> io::Result<()>;
-    /// Starts writing `len` bytes at `offset` back to disk without waiting,
-    /// so a later `sync` has little left to do. A hint; may do nothing.
-    fn start_writeback(&self, _offset: u64, _len: u64) {}
 }
 
 /// Where store files live.
 pub trait Storage: Send + Sync + Debug + 'static {
     fn open(&self, path: &Path, create: bool) -> io::Result<Arc<dyn StorageFile>>;
+    /// Opens (creating) a file that is only written in whole, page-aligned
+    /// pages from page-aligned memory, bypassing the page cache where the
+    /// file system allows it (O_DIRECT). Defaults to `open`.
+    fn open_direct(&self, path: &Path) -> io::Result<Arc<dyn StorageFile>> {
+        self.open(path, true)
+    }
     fn remove(&self, path: &Path) -> io::Result<()>;
     /// Names of the entries in `dir` (not recursive).
     fn list(&self, dir: &Path) -> io::Result<Vec<PathBuf>>;
@@ -56,16 +59,6 @@ impl StorageFile for OsFile {
     fn sync(&self) -> io::Result<()> {
         self.0.sync_data()
     }
-    fn start_writeback(&self, offset: u64, len: u64) {
-        use std::os::fd::AsRawFd;
-        let (Ok(off), Ok(n)) = (i64::try_from(offset), i64::try_from(len)) else {
-            return;
-        };
-        // SAFETY: a hint syscall on an owned, open descriptor; errors are ignored.
-        unsafe {
-            libc::sync_file_range(self.0.as_raw_fd(), off, n, libc::SYNC_FILE_RANGE_WRITE);
-        }
-    }
 }
 
 impl Storage for OsStorage {
@@ -77,6 +70,17 @@ impl Storage for OsStorage {
             .truncate(false)
             .open(path)?;
         Ok(Arc::new(OsFile(file)))
+    }
+    fn open_direct(&self, path: &Path) -> io::Result<Arc<dyn StorageFile>> {
+        use std::os::unix::fs::OpenOptionsExt;
+        let mut opts = OpenOptions::new();
+        opts.read(true).write(true).create(true).truncate(false);
+        match opts.clone().custom_flags(libc::O_DIRECT).open(path) {
+            Ok(file) => Ok(Arc::new(OsFile(file))),
+            // tmpfs and some others refuse O_DIRECT: fall back to the page cache
+            Err(e) if e.raw_os_error() == Some(libc::EINVAL) => Ok(Arc::new(OsFile(opts.open(path)?))),
+            Err(e) => Err(e),
+        }
     }
     fn remove(&self, path: &Path) -> io::Result<()> {
         fs::remove_file(path)

@@ -19,6 +19,8 @@ pub struct BlockStore {
     pub(crate) storage: Arc<dyn Storage>,
     pub(crate) db: Database,
     pub(crate) active: Mutex<Option<ActivePack>>,
+    /// Packs abandoned after a failed write (in this process).
+    broken: Mutex<std::collections::HashSet<u32>>,
     pub(crate) next_pack: AtomicU64,
     pub(crate) next_file: AtomicU64,
     readers: Mutex<HashMap<u32, Arc<dyn StorageFile>>>,
@@ -56,6 +58,7 @@ impl BlockStore {
             storage,
             db,
             active: Mutex::new(None),
+            broken: Mutex::new(Default::default()),
             next_pack: AtomicU64::new(0),
             next_file: AtomicU64::new(1),
             readers: Mutex::new(HashMap::new()),
@@ -276,7 +279,9 @@ impl BlockStore {
     }
 
     /// Appends to the active pack, starting a new one when needed. Returns
-    /// (pack id, data offset, pack file, created).
+    /// (pack id, data offset, pack file, created). A pack whose write failed
+    /// is abandoned: its buffered bytes are gone, so batches that wrote to it
+    /// fail to commit (`flush_pack`).
     pub(crate) fn append_to_pack(
         &self,
         cid: &[u8],
@@ -286,6 +291,16 @@ impl BlockStore {
         let packs_dir = self.dir.join("packs");
         let mut created = false;
         if active.as_ref().is_none_or(|a| a.len >= PACK_TARGET) {
+            if let Some(mut full) = active.take() {
+                let path = pack::pack_path(&packs_dir, full.id);
+                if let Err(e) = full.flush() {
+                    self.broken
+                        .lock()
+                        .unwrap_or_else(|p| p.into_inner())
+                        .insert(full.id);
+                    return Err(StoreError::Io { path, source: e });
+                }
+            }
             let id = u32::try_from(self.next_pack.fetch_add(1, Ordering::Relaxed)).map_err(|_| {
                 StoreError::Io {
                     path: packs_dir.clone(),
@@ -299,8 +314,43 @@ impl BlockStore {
             created = true;
         }
         let pack = active.as_mut().expect("set above");
-        let path = pack::pack_path(&packs_dir, pack.id);
-        let offset = pack.append(cid, data).map_err(StoreError::io(&path))?;
-        Ok((pack.id, offset, pack.file.clone(), created))
+        let (id, file) = (pack.id, pack.file.clone());
+        match pack.append(cid, data) {
+            Ok(offset) => Ok((id, offset, file, created)),
+            Err(e) => {
+                self.broken.lock().unwrap_or_else(|p| p.into_inner()).insert(id);
+                *active = None;
+                Err(StoreError::Io {
+                    path: pack::pack_path(&packs_dir, id),
+                    source: e,
+                })
+            }
+        }
+    }
+
+    /// Writes out what is buffered for pack `id` before a commit syncs it.
+    pub(crate) fn flush_pack(&self, id: u32) -> Result<(), StoreError> {
+        let path = pack::pack_path(&self.dir.join("packs"), id);
+        if self
+            .broken
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .contains(&id)
+        {
+            return Err(StoreError::Io {
+                path,
+                source: std::io::Error::other("an earlier write to this pack failed"),
+            });
+        }
+        let mut active = self.active.lock().unwrap_or_else(|p| p.into_inner());
+        match active.as_mut() {
+            Some(pack) if pack.id == id => pack.flush().map_err(|e| {
+                self.broken.lock().unwrap_or_else(|p| p.into_inner()).insert(id);
+                *active = None;
+                StoreError::Io { path, source: e }
+            }),
+            // rotated out: flushed then
+            _ => Ok(()),
+        }
     }
 }
