@@ -3,6 +3,7 @@
 # python3: installs what the tests need, builds, then runs the suite.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+exec </dev/null  # nothing here reads input; keep tools (rustc probes) off any inherited stdin
 
 echo "== installing the JS reference harness (npm ci)"
 npm ci --prefix tests/interop/js --no-audit --no-fund --loglevel=error
