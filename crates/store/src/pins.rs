@@ -79,13 +79,7 @@ impl BlockStore {
         } else if !self.has(cid)? {
             return Err(StoreError::NotFound(*cid));
         }
-        let txn = self.db.begin_write()?;
-        {
-            let mut pins = txn.open_table(PINS)?;
-            pins.insert(cid.to_bytes().as_slice(), kind.code())?;
-        }
-        txn.commit()?;
-        Ok(())
+        self.pin_add_complete(cid, kind)
     }
 
     /// Unpins `cid`; returns whether it was pinned.
