@@ -9,7 +9,13 @@ echo "== installing the JS reference harness (npm ci)"
 npm ci --prefix tests/interop/js --no-audit --no-fund --loglevel=error
 
 echo "== building"
-cargo build --workspace --locked --all-targets
+# rustc's target-info probe has failed spuriously here once after other cargo
+# runs (a cached failure in target/.rustc_info.json); drop the cache and retry once
+if ! cargo build --workspace --locked --all-targets; then
+  echo "== build failed; retrying once without target/.rustc_info.json"
+  rm -f target/.rustc_info.json
+  cargo build --workspace --locked --all-targets
+fi
 
 echo "== testing"
 cargo test --workspace --locked
