@@ -62,11 +62,7 @@ impl AddArgs {
         Ok(AddRequest {
             paths,
             recursive: self.recursive,
-            profile: Profile::NAMES[match self.profile {
-                Profile::UnixfsV0_2015 => 0,
-                Profile::UnixfsV1_2025 => 1,
-            }]
-            .to_owned(),
+            profile: self.profile.name().to_owned(),
             cid_version: self.cid_version,
             raw_leaves: self.raw_leaves,
             chunk_size: self.chunker,

@@ -142,6 +142,15 @@ impl Bitswap {
                 let answers = tokio::task::spawn_blocking(move || answer(&store, tasks))
                     .await
                     .unwrap_or_default();
+                let not_found = answers
+                    .iter()
+                    .flat_map(|m| &m.presences)
+                    .filter(|(_, p)| *p == Presence::DontHave)
+                    .count();
+                self.ledger
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .note_not_found(not_found as u64);
                 for msg in answers {
                     let n = msg.blocks.len() as u64;
                     if self.send(peer, &msg).await.is_err() {
@@ -205,10 +214,6 @@ impl Bitswap {
         let (tx, mut rx) = mpsc::channel(SESSION_DEPTH);
         self.sessions.lock().unwrap_or_else(|p| p.into_inner()).push(tx);
         let result = self.run_session(root, &mut rx, timeout).await;
-        self.sessions
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .retain(|s| !s.is_closed());
         drop(rx);
         self.sessions
             .lock()

@@ -39,6 +39,14 @@ pub const MAX_CHUNK_SIZE: usize = 2 << 20;
 impl Profile {
     pub const NAMES: [&'static str; 2] = ["unixfs-v0-2015", "unixfs-v1-2025"];
 
+    /// The profile's name, as `--profile` takes it.
+    pub fn name(self) -> &'static str {
+        match self {
+            Profile::UnixfsV0_2015 => Self::NAMES[0],
+            Profile::UnixfsV1_2025 => Self::NAMES[1],
+        }
+    }
+
     pub fn options(self) -> ImportOptions {
         match self {
             Profile::UnixfsV0_2015 => ImportOptions {

@@ -103,11 +103,6 @@ impl<P: Hash + Eq + Clone> Ledger<P> {
         out
     }
 
-    /// Peers with wants waiting.
-    pub fn peers_waiting(&self) -> impl Iterator<Item = &P> {
-        self.peers.keys()
-    }
-
     /// Wants waiting for `peer`.
     pub fn pending(&self, peer: &P) -> usize {
         self.peers.get(peer).map_or(0, |w| w.queue.len())
@@ -118,8 +113,9 @@ impl<P: Hash + Eq + Clone> Ledger<P> {
         self.peers.remove(peer);
     }
 
-    pub fn note_not_found(&mut self) {
-        self.stats.not_found += 1;
+    /// Records wants answered with DONT_HAVE.
+    pub fn note_not_found(&mut self, n: u64) {
+        self.stats.not_found += n;
     }
 }
 
