@@ -3,3 +3,5 @@
 //! bytes.
 
 pub mod bitswap;
+mod proto;
+pub mod sync;

@@ -96,71 +96,89 @@ pub fn decode(cid: &Cid, bytes: Vec<u8>) -> Result<Node, ExportError> {
 
 /// Follows `path` from its root CID to the CID it names.
 pub fn resolve(store: &BlockStore, path: &IpfsPath) -> Result<Cid, ExportError> {
-    let mut cid = path.root;
-    let mut walked = path.root.to_string();
-    for seg in &path.segments {
-        let node = load(store, &cid)?;
-        walked.push('/');
-        walked.push_str(seg);
-        cid = match node {
-            Node::Pb { node, data } if data.kind == NodeType::Directory => node
-                .links
-                .iter()
-                .find(|l| l.name.as_deref() == Some(seg))
-                .map(|l| l.hash)
-                .ok_or_else(|| ExportError::NotFound(walked.clone()))?,
-            Node::Pb { node, data } if data.kind == NodeType::HamtShard => {
-                hamt_find(store, &cid, node, seg)?.ok_or_else(|| ExportError::NotFound(walked.clone()))?
-            }
-            _ => {
-                return Err(ExportError::NotADirectory(
-                    walked.rsplit_once('/').map_or("", |p| p.0).into(),
-                ))
-            }
-        };
-    }
-    Ok(cid)
+    resolve_trail(store, path).map(|t| *t.last().expect("never empty"))
 }
 
-/// Finds `name` in the HAMT rooted at `node`.
-fn hamt_find(
-    store: &BlockStore,
-    cid: &Cid,
-    mut node: PbNode,
-    name: &str,
-) -> Result<Option<Cid>, ExportError> {
-    let mut cid = *cid;
-    for depth in 0..MAX_DEPTH {
-        let prefix = format!("{:02X}", hamt::slot(name, depth));
-        let mut next = None;
-        for link in &node.links {
-            let Some(link_name) = link.name.as_deref() else {
-                continue;
-            };
-            if link_name == prefix {
-                next = Some(link.hash);
-                break;
-            }
-            if link_name.len() > 2 && link_name.starts_with(&prefix) && &link_name[2..] == name {
-                return Ok(Some(link.hash));
+/// Like `resolve`, returning every block visited on the way: the root, each
+/// directory and HAMT shard, and last the CID the path names.
+pub fn resolve_trail(store: &BlockStore, path: &IpfsPath) -> Result<Vec<Cid>, ExportError> {
+    let mut trail = vec![path.root];
+    let mut walked = path.root.to_string();
+    for seg in &path.segments {
+        walked.push('/');
+        walked.push_str(seg);
+        let mut depth = 0;
+        loop {
+            let cid = *trail.last().expect("never empty");
+            let node = load(store, &cid)?;
+            match dir_step(&cid, &node, seg, depth)? {
+                DirStep::Found(next) => {
+                    trail.push(next);
+                    break;
+                }
+                DirStep::Shard(next) => {
+                    trail.push(next);
+                    depth += 1;
+                }
+                DirStep::Absent => return Err(ExportError::NotFound(walked)),
+                DirStep::NotADirectory => {
+                    return Err(ExportError::NotADirectory(
+                        walked.rsplit_once('/').map_or("", |p| p.0).into(),
+                    ))
+                }
             }
         }
-        let Some(sub) = next else { return Ok(None) };
-        node = match load(store, &sub)? {
-            Node::Pb { node, data } if data.kind == NodeType::HamtShard => node,
-            _ => {
-                return Err(ExportError::BadNode {
-                    cid,
-                    reason: "sub-shard is not a HAMT node".into(),
-                })
-            }
-        };
-        cid = sub;
     }
-    Err(ExportError::BadNode {
-        cid,
-        reason: "HAMT deeper than the limit".into(),
-    })
+    Ok(trail)
+}
+
+/// One step of looking a name up in a directory.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum DirStep {
+    /// The entry.
+    Found(Cid),
+    /// Continue in this HAMT sub-shard (at `depth + 1`).
+    Shard(Cid),
+    Absent,
+    NotADirectory,
+}
+
+/// Looks `name` up in `node` (a directory, or a HAMT shard at `depth`),
+/// without touching any other block.
+pub fn dir_step(cid: &Cid, node: &Node, name: &str, depth: usize) -> Result<DirStep, ExportError> {
+    match node {
+        Node::Pb { node, data } if data.kind == NodeType::Directory => Ok(node
+            .links
+            .iter()
+            .find(|l| l.name.as_deref() == Some(name))
+            .map_or(DirStep::Absent, |l| DirStep::Found(l.hash))),
+        Node::Pb { node, data } if data.kind == NodeType::HamtShard => {
+            if depth >= MAX_DEPTH {
+                return Err(ExportError::BadNode {
+                    cid: *cid,
+                    reason: "HAMT deeper than the limit".into(),
+                });
+            }
+            let prefix = format!("{:02X}", hamt::slot(name, depth));
+            for link in &node.links {
+                let Some(link_name) = link.name.as_deref() else {
+                    continue;
+                };
+                if link_name == prefix {
+                    return Ok(DirStep::Shard(link.hash));
+                }
+                if link_name.len() > 2 && link_name.starts_with(&prefix) && &link_name[2..] == name {
+                    return Ok(DirStep::Found(link.hash));
+                }
+            }
+            Ok(DirStep::Absent)
+        }
+        _ if depth > 0 => Err(ExportError::BadNode {
+            cid: *cid,
+            reason: "sub-shard is not a HAMT node".into(),
+        }),
+        _ => Ok(DirStep::NotADirectory),
+    }
 }
 
 /// One directory entry.

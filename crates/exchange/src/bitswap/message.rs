@@ -13,9 +13,9 @@
 //! Decoding is bounded (message size, entry count) and never panics; a
 //! block's CID is rebuilt from its prefix by hashing its data.
 
+use crate::proto::{bytes_field, skip, varint_field};
 use shoal_ipld::block::{cid_exact, sha256, SHA2_256};
 use shoal_ipld::dagpb::{DagPbError, Reader};
-use shoal_ipld::varint;
 use shoal_ipld::Cid;
 
 /// Largest message accepted or sent (bytes), as go-bitswap and js-ipfs-bitswap.
@@ -157,24 +157,6 @@ impl Message {
     }
 }
 
-/// Skips a field of an unknown number (forward compatibility); other wire
-/// types are refused.
-fn skip(r: &mut Reader<'_>, field: u64, wire: u64) -> Result<(), MessageError> {
-    match wire {
-        0 => r.varint().map(drop)?,
-        2 => r.bytes().map(drop)?,
-        _ => {
-            return Err(DagPbError::UnexpectedField {
-                field,
-                wire,
-                at: r.pos(),
-            }
-            .into())
-        }
-    }
-    Ok(())
-}
-
 fn push_limited<T>(v: &mut Vec<T>, item: T) -> Result<(), MessageError> {
     if v.len() >= MAX_ITEMS {
         return Err(MessageError::TooMany(MAX_ITEMS));
@@ -312,17 +294,6 @@ fn cid_from_prefix(pre: &[u8], data: &[u8]) -> Result<Cid, MessageError> {
         1 => Ok(Cid::new_v1(codec, hash)),
         _ => Err(bad("unknown CID version")),
     }
-}
-
-fn varint_field(out: &mut Vec<u8>, field: u64, v: u64) {
-    varint::encode(field << 3, out);
-    varint::encode(v, out);
-}
-
-fn bytes_field(out: &mut Vec<u8>, field: u64, data: &[u8]) {
-    varint::encode((field << 3) | 2, out);
-    varint::encode(data.len() as u64, out);
-    out.extend_from_slice(data);
 }
 
 #[cfg(test)]
