@@ -155,6 +155,10 @@ pub struct CatArgs {
     /// Write at most this many bytes.
     #[arg(long)]
     length: Option<u64>,
+    /// With a daemon: how to fetch missing blocks (auto = shoal's streaming
+    /// sync, then bitswap for the rest; sync; bitswap).
+    #[arg(long, default_value = "auto", value_parser = ["auto", "sync", "bitswap"])]
+    exchange: String,
 }
 
 pub fn cat(a: CatArgs, _json: bool) -> Result<()> {
@@ -167,7 +171,7 @@ pub fn cat(a: CatArgs, _json: bool) -> Result<()> {
                 .with_context(|| format!("reading {}", a.path))?;
         }
         Backend::Remote(client) => {
-            let args = json!({"path": a.path.to_string(), "offset": a.offset, "length": a.length});
+            let args = json!({"path": a.path.to_string(), "offset": a.offset, "length": a.length, "exchange": a.exchange});
             client
                 .stream("cat", args, &mut out)
                 .with_context(|| format!("reading {}", a.path))?;
@@ -184,6 +188,10 @@ pub struct GetArgs {
     /// Output path (default: the last path segment, or the CID).
     #[arg(short, long)]
     output: Option<PathBuf>,
+    /// With a daemon: how to fetch missing blocks (auto = shoal's streaming
+    /// sync, then bitswap for the rest; sync; bitswap).
+    #[arg(long, default_value = "auto", value_parser = ["auto", "sync", "bitswap"])]
+    exchange: String,
 }
 
 pub fn get(a: GetArgs, json: bool) -> Result<()> {
@@ -199,7 +207,10 @@ pub fn get(a: GetArgs, json: bool) -> Result<()> {
             r.with_context(|| format!("writing {} to {}", a.path, out.display()))?
         }
         Backend::Remote(client) => client
-            .call("get", json!({"path": a.path.to_string(), "output": out}))
+            .call(
+                "get",
+                json!({"path": a.path.to_string(), "output": out, "exchange": a.exchange}),
+            )
             .with_context(|| format!("writing {} to {}", a.path, out.display()))?,
     };
     if json {

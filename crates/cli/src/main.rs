@@ -62,6 +62,8 @@ enum Command {
     /// Query the DHT (daemon).
     #[command(subcommand)]
     Dht(net_cmds::DhtCmd),
+    /// Show the exchange counters: blocks sent and received, refused input (daemon).
+    Stats,
     /// Stop the running daemon.
     Stop,
     /// Inspect the configuration.
@@ -105,6 +107,7 @@ fn run(cli: Cli) -> Result<()> {
         Command::Connect { addr } => net_cmds::connect(addr, json),
         Command::Disconnect { peer } => net_cmds::disconnect(peer, json),
         Command::Dht(c) => net_cmds::dht(c, json),
+        Command::Stats => net_cmds::stats(json),
         Command::Stop => net_cmds::stop(json),
         Command::Config(c) => net_cmds::config(c, json),
     }

@@ -98,6 +98,18 @@ pub fn dht(cmd: DhtCmd, json_out: bool) -> Result<()> {
     Ok(())
 }
 
+pub fn stats(json_out: bool) -> Result<()> {
+    let v: Value = daemon()?.call("stats", json!({}))?;
+    print(json_out, &v, |v| {
+        for (section, counters) in v.as_object().into_iter().flatten() {
+            for (name, n) in counters.as_object().into_iter().flatten() {
+                println!("{section}.{name} {n}");
+            }
+        }
+    });
+    Ok(())
+}
+
 pub fn stop(json_out: bool) -> Result<()> {
     let v: Value = daemon()?.call("stop", json!({}))?;
     print(json_out, &v, |_| println!("daemon stopping"));

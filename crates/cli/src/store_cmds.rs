@@ -37,6 +37,9 @@ pub enum PinCmd {
         /// Pin only this block, not what it links to.
         #[arg(long)]
         direct: bool,
+        /// With a daemon: how to fetch missing blocks (auto, sync, bitswap).
+        #[arg(long, default_value = "auto", value_parser = ["auto", "sync", "bitswap"])]
+        exchange: String,
     },
     /// Remove a pin.
     Rm { path: IpfsPath },
@@ -47,8 +50,12 @@ pub enum PinCmd {
 pub fn pin(cmd: PinCmd, json: bool) -> Result<()> {
     let backend = Backend::connect()?;
     match cmd {
-        PinCmd::Add { path, direct } => {
-            let args = json!({"path": path.to_string(), "direct": direct});
+        PinCmd::Add {
+            path,
+            direct,
+            exchange,
+        } => {
+            let args = json!({"path": path.to_string(), "direct": direct, "exchange": exchange});
             let pin: Pin = backend.run("pin/add", args, |s| ops::pin_add(s, &path, direct))?;
             if json {
                 output::json(&serde_json::to_value(&pin)?);

@@ -2,7 +2,8 @@
 //! messages (uvarint length + protobuf), serves wants from the store, and
 //! runs fetch sessions that walk a DAG and store each verified block.
 
-use futures::{AsyncReadExt, AsyncWriteExt, StreamExt};
+use crate::framing;
+use futures::{AsyncWriteExt, StreamExt};
 use shoal_exchange::bitswap::ledger::{Ledger, Task};
 use shoal_exchange::bitswap::message::{Message, Presence, WantType, MAX_MESSAGE};
 use shoal_exchange::bitswap::session::{Session, SessionConfig, Verdict};
@@ -56,6 +57,8 @@ pub enum FetchError {
     Store(#[from] shoal_store::StoreError),
     #[error("block {0} is not valid dag-pb: {1}")]
     Malformed(Cid, String),
+    #[error("{0}")]
+    Path(String),
     #[error("fetch of {0} timed out with {1} blocks outstanding")]
     Timeout(Cid, usize),
 }
@@ -86,11 +89,16 @@ impl Bitswap {
         bs
     }
 
+    /// The serving ledger's counters.
+    pub fn ledger_stats(&self) -> shoal_exchange::bitswap::ledger::LedgerStats {
+        self.ledger.lock().unwrap_or_else(|p| p.into_inner()).stats
+    }
+
     /// Reads messages from one inbound stream until it ends or misbehaves.
     async fn read_stream(self: Arc<Self>, peer: PeerId, stream: Stream) {
         let mut r = futures::io::BufReader::new(stream);
         loop {
-            let msg = match read_message(&mut r).await {
+            let msg = match framing::read(&mut r, MAX_MESSAGE + (64 << 10)).await {
                 Ok(Some(bytes)) => Message::decode(&bytes),
                 Ok(None) => return,
                 Err(_) => {
@@ -200,7 +208,7 @@ impl Bitswap {
                     slot.insert(opened.map_err(|e| std::io::Error::other(format!("{e:?}")))?)
                 }
             };
-            if write_message(stream, &bytes).await.is_ok() {
+            if framing::write(stream, &bytes).await.is_ok() && stream.flush().await.is_ok() {
                 return Ok(());
             }
             *slot = None;
@@ -374,46 +382,4 @@ fn answer(store: &BlockStore, tasks: Vec<Task>) -> Vec<Message> {
     }
     out.retain(|m| !m.is_empty());
     out
-}
-
-/// Reads one uvarint-length-prefixed message; `None` at a clean end.
-async fn read_message<R: futures::AsyncRead + Unpin>(r: &mut R) -> std::io::Result<Option<Vec<u8>>> {
-    let mut len: u64 = 0;
-    for i in 0..10 {
-        let mut b = [0u8; 1];
-        if r.read(&mut b).await? == 0 {
-            return if i == 0 {
-                Ok(None)
-            } else {
-                Err(std::io::ErrorKind::UnexpectedEof.into())
-            };
-        }
-        len |= u64::from(b[0] & 0x7f) << (7 * i);
-        if b[0] & 0x80 == 0 {
-            if len as usize > MAX_MESSAGE + (64 << 10) {
-                return Err(std::io::Error::new(
-                    std::io::ErrorKind::InvalidData,
-                    "message over the size limit",
-                ));
-            }
-            let mut buf = Vec::new();
-            r.take(len).read_to_end(&mut buf).await?;
-            if buf.len() as u64 != len {
-                return Err(std::io::ErrorKind::UnexpectedEof.into());
-            }
-            return Ok(Some(buf));
-        }
-    }
-    Err(std::io::Error::new(
-        std::io::ErrorKind::InvalidData,
-        "length varint too long",
-    ))
-}
-
-async fn write_message<W: futures::AsyncWrite + Unpin>(w: &mut W, bytes: &[u8]) -> std::io::Result<()> {
-    let mut head = Vec::with_capacity(10);
-    shoal_ipld::varint::encode(bytes.len() as u64, &mut head);
-    w.write_all(&head).await?;
-    w.write_all(bytes).await?;
-    w.flush().await
 }

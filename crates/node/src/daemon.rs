@@ -142,11 +142,11 @@ pub async fn run(home: PathBuf, ov: Overrides, on_ready: impl FnOnce(&Ready)) ->
     write_private(&api_file(&home), &api_url)?;
     let stop = Arc::new(Notify::new());
     let store = Arc::new(store);
-    let bitswap = crate::bitswap::Bitswap::start(store.clone(), net.clone());
+    let exchange = Arc::new(crate::exchange::Exchange::start(store.clone(), net.clone()));
     announce_pins(store.clone(), net.clone());
     let state = Arc::new(ApiState {
         store,
-        bitswap,
+        exchange,
         net: net.clone(),
         token,
         api_url: api_url.clone(),

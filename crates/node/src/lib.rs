@@ -4,5 +4,9 @@
 pub mod bitswap;
 pub mod config;
 pub mod daemon;
+pub mod exchange;
+mod framing;
 pub mod ops;
 pub mod rpc;
+mod stats;
+pub mod sync;

@@ -27,7 +27,7 @@ pub const MAX_BODY: usize = 1 << 20;
 /// What the handlers share.
 pub struct ApiState {
     pub store: Arc<BlockStore>,
-    pub bitswap: Arc<crate::bitswap::Bitswap>,
+    pub exchange: Arc<crate::exchange::Exchange>,
     pub net: NodeHandle,
     pub token: String,
     pub api_url: String,
@@ -108,7 +108,7 @@ async fn dispatch(
         }
     };
     let result = match command.as_str() {
-        "id" | "peers" | "connect" | "disconnect" | "dht/findprovs" | "dht/findpeer" | "stop" => {
+        "id" | "peers" | "connect" | "disconnect" | "dht/findprovs" | "dht/findpeer" | "stop" | "stats" => {
             net_command(&s, &command, v).await
         }
         _ => store_command(&s, &command, v).await,
@@ -199,6 +199,7 @@ async fn net_command(s: &ApiState, command: &str, v: Value) -> Reply {
                 json!({ "peer": peer.to_string(), "addrs": addrs.iter().map(|a| a.to_string()).collect::<Vec<_>>() }),
             )
         }
+        "stats" => ok(crate::stats::exchange(&s.exchange)),
         "stop" => {
             s.stop.notify_one();
             ok(json!({ "stopping": true }))
@@ -264,11 +265,16 @@ async fn blocking<T: Send + 'static>(
 /// How long a read waits for missing blocks from the network.
 const FETCH_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(120);
 
-/// Makes sure the whole DAG under `path`'s root is local, fetching what is
-/// missing from peers.
-async fn ensure_local(s: &ApiState, path: &IpfsPath) -> Result<(), ApiError> {
-    s.bitswap
-        .fetch(path.root, FETCH_TIMEOUT)
+/// Makes sure the DAG `path` names is local, fetching what is missing from
+/// peers with the exchange the request names (`"exchange"`: auto, sync,
+/// bitswap).
+async fn ensure_local(s: &ApiState, path: &IpfsPath, v: &Value) -> Result<(), ApiError> {
+    let mode = match v.get("exchange").and_then(Value::as_str) {
+        Some(m) => m.parse().map_err(bad)?,
+        None => crate::exchange::Mode::Auto,
+    };
+    s.exchange
+        .fetch(path, mode, FETCH_TIMEOUT)
         .await
         .map(drop)
         .map_err(|e| ApiError(StatusCode::NOT_FOUND, format!("{path}: {e}")))
@@ -279,7 +285,7 @@ async fn store_command(s: &ApiState, command: &str, v: Value) -> Reply {
     if matches!(command, "ls" | "cat" | "get" | "pin/add" | "car/export") {
         let path = v.get("path").and_then(Value::as_str).map(ipfs_path).transpose()?;
         if let Some(path) = path {
-            ensure_local(s, &path).await?;
+            ensure_local(s, &path, &v).await?;
         }
     }
     match command {

@@ -1,0 +1,221 @@
+//! Fetching a DAG from the network: the streaming sync first (one request
+//! per peer brings a whole subtree), bitswap for what is left or for peers
+//! that only speak bitswap (kubo, Helia).
+//!
+//! Each round asks one peer for the requester's current frontier (the
+//! missing subtrees found by walking what is already stored), so a fetch
+//! that loses its peer resumes elsewhere without fetching anything twice.
+//! A peer that breaks the protocol (a corrupt or unrequested block) is
+//! disconnected and not asked again in this fetch.
+
+use crate::bitswap::{Bitswap, FetchError};
+use crate::sync::{DagSync, RequestError, WINDOW};
+use shoal_exchange::sync::wire::MAX_WANT;
+use shoal_exchange::sync::{EndStatus, Request};
+use shoal_ipld::path::IpfsPath;
+use shoal_ipld::Cid;
+use shoal_net::{NodeHandle, PeerId};
+use shoal_store::{BlockStore, StoreError, Walk};
+use shoal_unixfs::export::{self, ExportError};
+use std::collections::HashSet;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+/// Which protocols a fetch may use.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Deserialize, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Mode {
+    /// Sync with peers that speak it, then bitswap for the rest.
+    #[default]
+    Auto,
+    Sync,
+    Bitswap,
+}
+
+impl std::str::FromStr for Mode {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Mode, String> {
+        match s {
+            "auto" => Ok(Mode::Auto),
+            "sync" => Ok(Mode::Sync),
+            "bitswap" => Ok(Mode::Bitswap),
+            _ => Err(format!("unknown exchange '{s}' (auto, sync or bitswap)")),
+        }
+    }
+}
+
+/// Rounds of sync requests in one fetch.
+const MAX_ROUNDS: usize = 64;
+
+/// The exchange of one node.
+pub struct Exchange {
+    pub store: Arc<BlockStore>,
+    pub net: NodeHandle,
+    pub bitswap: Arc<Bitswap>,
+    pub sync: Arc<DagSync>,
+}
+
+/// What a fetch did.
+#[derive(Debug, Default, serde::Serialize)]
+pub struct FetchReport {
+    pub sync_blocks: u64,
+    pub sync_bytes: u64,
+    pub bitswap_blocks: u64,
+    pub peers_banned: u64,
+}
+
+/// The next sync request, or nothing left to fetch.
+enum Next {
+    Complete,
+    Ask(Request),
+}
+
+impl Exchange {
+    pub fn start(store: Arc<BlockStore>, net: NodeHandle) -> Exchange {
+        Exchange {
+            bitswap: Bitswap::start(store.clone(), net.clone()),
+            sync: DagSync::start(store.clone(), net.clone()),
+            store,
+            net,
+        }
+    }
+
+    /// Makes the DAG `path` names local (and the blocks on the way to it).
+    pub async fn fetch(
+        &self,
+        path: &IpfsPath,
+        mode: Mode,
+        timeout: Duration,
+    ) -> Result<FetchReport, FetchError> {
+        let deadline = Instant::now() + timeout;
+        let mut report = FetchReport::default();
+        if mode != Mode::Bitswap {
+            let complete = self.sync_rounds(path, deadline, &mut report).await?;
+            if complete || mode == Mode::Sync {
+                return match complete {
+                    true => Ok(report),
+                    false => Err(FetchError::NoProviders(path.root)),
+                };
+            }
+        }
+        // bitswap walks from the target if it is known, else from the root
+        let root = match self.next(path).await? {
+            Next::Complete => return Ok(report),
+            Next::Ask(req) => req.root,
+        };
+        let left = deadline.saturating_duration_since(Instant::now());
+        report.bitswap_blocks = self.bitswap.fetch(root, left).await?;
+        Ok(report)
+    }
+
+    /// Sync rounds until the DAG is complete (`true`) or no peer can help.
+    async fn sync_rounds(
+        &self,
+        path: &IpfsPath,
+        deadline: Instant,
+        report: &mut FetchReport,
+    ) -> Result<bool, FetchError> {
+        let mut done_with: HashSet<PeerId> = HashSet::new();
+        let mut asked_dht = false;
+        for _ in 0..MAX_ROUNDS {
+            let req = match self.next(path).await? {
+                Next::Complete => return Ok(true),
+                Next::Ask(req) => req,
+            };
+            let Some(peer) = self.pick_peer(&done_with).await else {
+                if asked_dht {
+                    return Ok(false);
+                }
+                asked_dht = true;
+                self.learn_providers(path.root).await;
+                continue;
+            };
+            let left = deadline.saturating_duration_since(Instant::now());
+            let result = tokio::time::timeout(left, self.sync.request(peer, &req))
+                .await
+                .map_err(|_| FetchError::Timeout(path.root, 0))?;
+            match result {
+                Ok(out) => {
+                    report.sync_blocks += out.blocks;
+                    report.sync_bytes += out.bytes;
+                    let ended_well = matches!(out.end, Some((EndStatus::Done, _)));
+                    if out.blocks == 0 || !ended_well {
+                        done_with.insert(peer);
+                    }
+                }
+                Err(RequestError::Violation(v)) if v.is_peer_fault() => {
+                    tracing::warn!(%peer, "sync: {v}; disconnecting the peer");
+                    self.sync.stats.violations.fetch_add(1, Ordering::Relaxed);
+                    report.peers_banned += 1;
+                    done_with.insert(peer);
+                    let _ = self.net.disconnect(peer).await;
+                }
+                Err(RequestError::Store(e)) => return Err(e.into()),
+                Err(e) => {
+                    tracing::debug!(%peer, "sync request failed: {e}");
+                    done_with.insert(peer);
+                }
+            }
+        }
+        Ok(false)
+    }
+
+    /// A connected peer not yet given up on.
+    async fn pick_peer(&self, done_with: &HashSet<PeerId>) -> Option<PeerId> {
+        let peers = self.net.peers().await.ok()?;
+        peers.into_iter().map(|p| p.peer).find(|p| !done_with.contains(p))
+    }
+
+    /// Asks the DHT for providers of `root` and connects to them.
+    async fn learn_providers(&self, root: Cid) {
+        let Ok(providers) = self.net.find_providers(root.hash().to_bytes()).await else {
+            return;
+        };
+        let me = self.net.peer_id();
+        for p in providers.into_iter().filter(|p| *p != me).take(16) {
+            if let Ok(addrs) = self.net.find_peer(p).await {
+                for a in addrs {
+                    let _ = self.net.add_address(p, a.clone()).await;
+                    if self.net.connect(a).await.is_ok() {
+                        break;
+                    }
+                }
+            }
+        }
+    }
+
+    /// Works out what to ask for from what is stored.
+    async fn next(&self, path: &IpfsPath) -> Result<Next, FetchError> {
+        let store = self.store.clone();
+        let owned = path.clone();
+        tokio::task::spawn_blocking(move || next_request(&store, &owned))
+            .await
+            .map_err(|e| FetchError::Path(format!("{path}: {e}")))?
+    }
+}
+
+fn next_request(store: &BlockStore, path: &IpfsPath) -> Result<Next, FetchError> {
+    let target = match export::resolve_trail(store, path) {
+        Ok(trail) => *trail.last().expect("never empty"),
+        Err(ExportError::Store(StoreError::NotFound(_))) => {
+            let mut req = Request::new(path.root);
+            req.path = path.segments.clone();
+            req.window = WINDOW;
+            return Ok(Next::Ask(req));
+        }
+        Err(ExportError::Store(e)) => return Err(e.into()),
+        Err(e) => return Err(FetchError::Path(e.to_string())),
+    };
+    let mut walk = Walk::default();
+    store.walk(&target, &mut walk)?;
+    if walk.missing.is_empty() {
+        return Ok(Next::Complete);
+    }
+    let mut req = Request::new(target);
+    req.window = WINDOW;
+    if walk.missing != [target] {
+        req.want = walk.missing.into_iter().take(MAX_WANT).collect();
+    }
+    Ok(Next::Ask(req))
+}
