@@ -44,6 +44,8 @@ enum Command {
     Pin(store_cmds::PinCmd),
     /// Remove every block not reachable from a pin.
     Gc,
+    /// Count the blocks and bytes in the store.
+    Stat,
     /// Re-hash every block; report corrupt, missing and stale ones.
     Verify,
     /// Export or import CAR v1 archives.
@@ -99,6 +101,7 @@ fn run(cli: Cli) -> Result<()> {
         Command::Ls(a) => blocks::ls(a, json),
         Command::Pin(p) => store_cmds::pin(p, json),
         Command::Gc => store_cmds::gc(json),
+        Command::Stat => store_cmds::stat(json),
         Command::Verify => store_cmds::verify(json),
         Command::Car(c) => store_cmds::car(c, json),
         Command::Daemon(a) => net_cmds::daemon_run(a, json),

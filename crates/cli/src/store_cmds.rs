@@ -105,6 +105,16 @@ pub fn pin(cmd: PinCmd, json: bool) -> Result<()> {
     Ok(())
 }
 
+pub fn stat(json: bool) -> Result<()> {
+    let r: StatReply = Backend::connect()?.run("stat", json!({}), ops::stat)?;
+    if json {
+        output::json(&serde_json::to_value(&r)?);
+    } else {
+        println!("{} blocks, {} bytes", r.blocks, r.bytes);
+    }
+    Ok(())
+}
+
 pub fn gc(json: bool) -> Result<()> {
     let r: GcReply = Backend::connect()?.run("gc", json!({}), ops::gc)?;
     if json {

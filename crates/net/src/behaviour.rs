@@ -5,7 +5,10 @@ use libp2p::identity::Keypair;
 use libp2p::kad::store::MemoryStore;
 use libp2p::swarm::behaviour::toggle::Toggle;
 use libp2p::swarm::NetworkBehaviour;
-use libp2p::{autonat, connection_limits, dcutr, identify, kad, mdns, ping, relay, PeerId, StreamProtocol};
+use libp2p::{
+    allow_block_list, autonat, connection_limits, dcutr, identify, kad, mdns, ping, relay, PeerId,
+    StreamProtocol,
+};
 use std::time::Duration;
 
 /// The IPFS DHT protocol (kubo, Helia and js-libp2p speak it).
@@ -16,6 +19,8 @@ pub const ID_PROTOCOL_VERSION: &str = "ipfs/0.1.0";
 #[derive(NetworkBehaviour)]
 pub struct Behaviour {
     pub limits: connection_limits::Behaviour,
+    /// Peers penalised for misbehaving: no connections either way.
+    pub blocked: allow_block_list::Behaviour<allow_block_list::BlockedPeers>,
     pub identify: identify::Behaviour,
     pub ping: ping::Behaviour,
     pub kad: kad::Behaviour<MemoryStore>,
@@ -62,6 +67,7 @@ impl Behaviour {
         };
         Ok(Behaviour {
             limits: connection_limits::Behaviour::new(limits),
+            blocked: allow_block_list::Behaviour::default(),
             identify,
             ping: ping::Behaviour::new(ping::Config::new()),
             kad,

@@ -12,7 +12,7 @@ use libp2p::swarm::dial_opts::DialOpts;
 use libp2p::swarm::{ConnectionId, SwarmEvent};
 use libp2p::{identify, mdns, noise, tcp, yamux, Multiaddr, PeerId, Swarm};
 use std::collections::{HashMap, HashSet};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 use tokio::sync::{mpsc, oneshot};
 
 /// Commands queued to the swarm task at most.
@@ -52,6 +52,7 @@ enum Command {
     Peers(oneshot::Sender<Vec<PeerInfo>>),
     Dial(Multiaddr, oneshot::Sender<Result<PeerId, NetError>>),
     Disconnect(PeerId, oneshot::Sender<bool>),
+    Block(PeerId, Duration),
     FindPeer(PeerId, oneshot::Sender<Result<Vec<Multiaddr>, NetError>>),
     FindProviders(Vec<u8>, oneshot::Sender<Result<Vec<PeerId>, NetError>>),
     Provide(Vec<u8>, oneshot::Sender<Result<(), NetError>>),
@@ -97,6 +98,15 @@ impl NodeHandle {
 
     pub async fn disconnect(&self, peer: PeerId) -> Result<bool, NetError> {
         self.ask(|tx| Command::Disconnect(peer, tx)).await
+    }
+
+    /// Penalises `peer`: closes its connections and refuses any with it
+    /// (either way) for `how_long`.
+    pub async fn block(&self, peer: PeerId, how_long: Duration) -> Result<(), NetError> {
+        self.tx
+            .send(Command::Block(peer, how_long))
+            .await
+            .map_err(|_| NetError::Stopped)
     }
 
     pub async fn find_peer(&self, peer: PeerId) -> Result<Vec<Multiaddr>, NetError> {
@@ -176,6 +186,7 @@ struct Driver {
     providers: HashMap<QueryId, (HashSet<PeerId>, Reply<Vec<PeerId>>)>,
     provides: HashMap<QueryId, oneshot::Sender<Result<(), NetError>>>,
     static_peers: Vec<(PeerId, Multiaddr)>,
+    blocked_until: HashMap<PeerId, Instant>,
 }
 
 fn peer_of(addr: &Multiaddr) -> Option<PeerId> {
@@ -216,6 +227,7 @@ impl Driver {
             providers: HashMap::new(),
             provides: HashMap::new(),
             static_peers,
+            blocked_until: HashMap::new(),
         })
     }
 
@@ -252,6 +264,17 @@ impl Driver {
 
     /// Redials static peers that dropped; refreshes the routing table.
     fn maintain(&mut self) {
+        let now = Instant::now();
+        let expired: Vec<PeerId> = self
+            .blocked_until
+            .iter()
+            .filter(|(_, until)| **until <= now)
+            .map(|(p, _)| *p)
+            .collect();
+        for p in expired {
+            self.blocked_until.remove(&p);
+            self.swarm.behaviour_mut().blocked.unblock_peer(p);
+        }
         for (peer, addr) in &self.static_peers {
             if !self.swarm.is_connected(peer) {
                 let _ = self.swarm.dial(addr.clone());
@@ -296,6 +319,13 @@ impl Driver {
             }
             Command::Disconnect(peer, tx) => {
                 let _ = tx.send(self.swarm.disconnect_peer_id(peer).is_ok());
+            }
+            Command::Block(peer, how_long) => {
+                tracing::info!(%peer, ?how_long, "blocking a misbehaving peer");
+                let b = self.swarm.behaviour_mut();
+                b.blocked.block_peer(peer);
+                b.kad.remove_peer(&peer);
+                self.blocked_until.insert(peer, Instant::now() + how_long);
             }
             Command::FindPeer(peer, tx) => {
                 let id = self.swarm.behaviour_mut().kad.get_closest_peers(peer);

@@ -295,7 +295,7 @@ impl Bitswap {
                         self.stats.unrequested.fetch_add(1, Ordering::Relaxed);
                         self.stats.peers_banned.fetch_add(1, Ordering::Relaxed);
                         session.ban(&peer);
-                        let _ = self.net.disconnect(peer).await;
+                        let _ = self.net.block(peer, crate::exchange::PENALTY).await;
                     }
                 }
             }

@@ -45,6 +45,9 @@ impl std::str::FromStr for Mode {
     }
 }
 
+/// How long a peer that broke the protocol stays blocked.
+pub const PENALTY: Duration = Duration::from_secs(600);
+
 /// Rounds of sync requests in one fetch.
 const MAX_ROUNDS: usize = 64;
 
@@ -145,11 +148,11 @@ impl Exchange {
                     }
                 }
                 Err(RequestError::Violation(v)) if v.is_peer_fault() => {
-                    tracing::warn!(%peer, "sync: {v}; disconnecting the peer");
+                    tracing::warn!(%peer, "sync: {v}; blocking the peer");
                     self.sync.stats.violations.fetch_add(1, Ordering::Relaxed);
                     report.peers_banned += 1;
                     done_with.insert(peer);
-                    let _ = self.net.disconnect(peer).await;
+                    let _ = self.net.block(peer, PENALTY).await;
                 }
                 Err(RequestError::Store(e)) => return Err(e.into()),
                 Err(e) => {

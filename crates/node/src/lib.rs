@@ -5,7 +5,7 @@ pub mod bitswap;
 pub mod config;
 pub mod daemon;
 pub mod exchange;
-mod framing;
+pub mod framing;
 pub mod ops;
 pub mod rpc;
 mod stats;
