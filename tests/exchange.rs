@@ -176,3 +176,53 @@ fn a_provider_killed_mid_transfer_is_replaced_without_refetching() {
     );
     hb.ok(&["verify"]);
 }
+
+#[test]
+fn bad_wire_input_is_counted_and_the_daemon_keeps_serving() {
+    let scratch = Home::new();
+    let t = tree(scratch.path(), 11, 6, 400_000);
+    let ha = Home::new();
+    let a = start(&ha);
+    let root = ha.ok(&["add", "-r", "-Q", t.to_str().unwrap()]).trim().to_owned();
+
+    let bin = support::shoal_bin().with_file_name("shoal-liar");
+    let key_dir = scratch.path().join("attacker");
+    let out = Command::new(bin)
+        .args(["attack", key_dir.to_str().unwrap(), &a.addr])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "attack failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let stats = loop {
+        let s = json(&ha, &["stats"]);
+        let b = &s["bitswap"];
+        let done = b["bad_messages"].as_u64() >= Some(4)
+            && b["wants_over_limit"].as_u64() >= Some(1)
+            && b["wants_not_found"].as_u64() >= Some(1000)
+            && s["sync"]["bad_requests"].as_u64() >= Some(2);
+        if done || Instant::now() > deadline {
+            break s;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    let b = &stats["bitswap"];
+    assert!(b["bad_messages"].as_u64() >= Some(4), "{stats}");
+    assert!(b["wants_over_limit"].as_u64() >= Some(1), "{stats}");
+    assert!(b["wants_not_found"].as_u64() >= Some(1000), "{stats}");
+    assert!(stats["sync"]["bad_requests"].as_u64() >= Some(2), "{stats}");
+
+    // A still serves honest peers, over both protocols
+    for mode in ["sync", "bitswap"] {
+        let hb = Home::new();
+        let _b = start(&hb);
+        hb.ok(&["connect", &a.addr]);
+        let out = hb.path().join("got");
+        hb.ok(&["get", &root, "-o", out.to_str().unwrap(), "--exchange", mode]);
+        same_tree(&t, &out);
+    }
+}

@@ -4,6 +4,9 @@
 //! byte flipped. Prints `{"peer_id": .., "addr": ..}` when ready; runs until
 //! killed. Used by the multi-node tests to check that a lying peer is
 //! detected, penalised, and that the fetch completes from honest peers.
+//!
+//! `shoal-liar attack STORE MULTIADDR`: connects to a node and sends it bad
+//! wire input (see `attack`), then prints what it sent as JSON and exits.
 
 use futures::StreamExt;
 use shoal_exchange::bitswap::message::{Message, WantType, MAX_MESSAGE};
@@ -35,7 +38,13 @@ fn corrupt(mut data: Vec<u8>) -> Vec<u8> {
 
 #[tokio::main(flavor = "current_thread")]
 async fn main() {
-    let dir = std::env::args().nth(1).expect("usage: shoal-liar STORE_DIR");
+    let args: Vec<String> = std::env::args().collect();
+    if args.len() == 4 && args[1] == "attack" {
+        return attack(&args[2], &args[3]).await;
+    }
+    let dir = args
+        .get(1)
+        .expect("usage: shoal-liar STORE_DIR | attack STORE_DIR MULTIADDR");
     let store = Arc::new(BlockStore::open(&dir).expect("open store"));
     let cfg = NetConfig {
         listen: vec!["/ip4/127.0.0.1/tcp/0".into()],
@@ -43,9 +52,7 @@ async fn main() {
         kad_mode: KadMode::Server,
         ..NetConfig::default()
     };
-    let key_file = std::path::Path::new(&dir).with_extension("liar.key");
-    let key = shoal_net::identity::load_or_create(&key_file).expect("identity");
-    let (net, _task) = shoal_net::start(key, cfg).await.expect("start network");
+    let (net, _task) = start_net(dir, cfg).await;
     let mut sync_in = net
         .streams()
         .accept(StreamProtocol::new(shoal_exchange::sync::PROTOCOL))
@@ -126,4 +133,125 @@ async fn lie_bitswap(store: Arc<BlockStore>, net: shoal_net::NodeHandle, peer: P
             return;
         }
     }
+}
+
+async fn start_net(dir: &str, cfg: NetConfig) -> (shoal_net::NodeHandle, tokio::task::JoinHandle<()>) {
+    let key_file = std::path::Path::new(dir).with_extension("liar.key");
+    let key = shoal_net::identity::load_or_create(&key_file).expect("identity");
+    shoal_net::start(key, cfg).await.expect("start network")
+}
+
+fn random_cid(n: u64) -> Cid {
+    shoal_ipld::block::cid_of(shoal_ipld::Codec::Raw, 1, &n.to_le_bytes())
+}
+
+fn wants(range: std::ops::Range<u64>, want: WantType) -> Message {
+    let entries = range
+        .map(|n| shoal_exchange::bitswap::message::Entry {
+            cid: random_cid(n),
+            priority: 1,
+            cancel: false,
+            want,
+            send_dont_have: true,
+        })
+        .collect();
+    Message {
+        entries,
+        ..Message::default()
+    }
+}
+
+/// Sends `target` bad input on fresh streams: garbage, an oversized length,
+/// a CID that does not parse, too many entries in one message, wantlists
+/// past the per-peer limit, a want-block flood for blocks nobody has, and
+/// malformed and oversized sync requests.
+async fn attack(dir: &str, target: &str) {
+    use futures::AsyncWriteExt;
+    let cfg = NetConfig {
+        listen: vec!["/ip4/127.0.0.1/tcp/0".into()],
+        mdns: false,
+        ..NetConfig::default()
+    };
+    let (net, _task) = start_net(dir, cfg).await;
+    // take the answers (DONT_HAVEs) and drop them
+    let mut answers = net
+        .streams()
+        .accept(StreamProtocol::new("/ipfs/bitswap/1.2.0"))
+        .expect("bitswap protocol");
+    tokio::spawn(async move {
+        while let Some((_, mut s)) = answers.next().await {
+            tokio::spawn(
+                async move { while let Ok(Some(_)) = framing::read(&mut s, MAX_MESSAGE * 2).await {} },
+            );
+        }
+    });
+    let peer = net
+        .connect(target.parse().expect("multiaddr"))
+        .await
+        .expect("connect");
+    let bitswap = StreamProtocol::new("/ipfs/bitswap/1.2.0");
+    let sync = StreamProtocol::new(shoal_exchange::sync::PROTOCOL);
+    let mut bad_entry = Vec::new();
+    // wantlist { entry { block: not a CID } }
+    bad_entry.extend_from_slice(&[0x0a, 0x08, 0x0a, 0x06, 0x0a, 0x04, 0xde, 0xad, 0xbe, 0xef]);
+    let mut huge = Vec::new();
+    shoal_ipld::varint::encode(64 << 20, &mut huge);
+    huge.extend_from_slice(&[0u8; 1024]);
+    let raw_sends: Vec<(&str, StreamProtocol, Vec<u8>)> = vec![
+        (
+            "bitswap garbage",
+            bitswap.clone(),
+            framed(b"\xff\xff\xff\x07 this is not protobuf"),
+        ),
+        ("bitswap oversized length", bitswap.clone(), huge.clone()),
+        ("bitswap bad CID", bitswap.clone(), framed(&bad_entry)),
+        (
+            "bitswap 1100 entries in one message",
+            bitswap.clone(),
+            framed(&wants(0..1100, WantType::Have).encode()),
+        ),
+        (
+            "sync garbage request",
+            sync.clone(),
+            framed(b"\x08\x01\x12\x03abc"),
+        ),
+        ("sync oversized request", sync.clone(), huge),
+    ];
+    let mut sent = Vec::new();
+    for (what, proto, bytes) in raw_sends {
+        let Ok(mut s) = net.streams().open_stream(peer, proto).await else {
+            panic!("{what}: could not open a stream");
+        };
+        let _ = s.write_all(&bytes).await;
+        let _ = s.flush().await;
+        // the target closes the stream on bad input; wait for that
+        let mut buf = [0u8; 256];
+        let _ = tokio::time::timeout(
+            std::time::Duration::from_secs(5),
+            futures::AsyncReadExt::read(&mut s, &mut buf),
+        )
+        .await;
+        sent.push(what);
+    }
+    // a valid stream carrying wantlists past the limit and a want-block flood
+    let mut s = net.streams().open_stream(peer, bitswap).await.expect("stream");
+    for m in [
+        wants(10_000..11_000, WantType::Have),
+        wants(11_000..12_000, WantType::Have),
+        wants(12_000..13_000, WantType::Block),
+        wants(13_000..14_000, WantType::Block),
+    ] {
+        framing::write(&mut s, &m.encode()).await.expect("send wants");
+    }
+    s.flush().await.expect("flush");
+    sent.push("4000 wants for blocks nobody has");
+    tokio::time::sleep(std::time::Duration::from_millis(1500)).await;
+    println!("{}", serde_json::json!({ "sent": sent }));
+}
+
+fn framed(bytes: &[u8]) -> Vec<u8> {
+    let mut out = Vec::new();
+    shoal_ipld::varint::encode(bytes.len() as u64, &mut out);
+    out.extend_from_slice(bytes);
+    out
 }

@@ -19,6 +19,7 @@ LABELS = {
     "nginx-https": "nginx HTTPS",
     "shoal-auto": "shoal default (--exchange auto)",
     "shoal-bitswap": "shoal bitswap (--exchange bitswap)",
+    "shoal-sync": "shoal sync (--exchange sync)",
     "shoal-get": "shoal bitswap (only exchange in this build)",
     "shoal-pin": "shoal pin add (store only, no files written)",
 }
@@ -44,6 +45,13 @@ def summarize(name, runs, total, files):
             s[k] = round(statistics.median(vals) if k in MEDIAN else max(vals), 3)
             if k in MEDIAN and len(vals) > 1:
                 s[k + "_range"] = [min(vals), max(vals)]
+    stats = [r["stats_file"] for r in good if r.get("stats_file")]
+    if stats and os.path.exists(stats[-1]):  # daemon B's exchange counters, last good run
+        try:
+            with open(stats[-1], encoding="utf-8") as f:
+                s["exchange_stats_b"] = json.load(f)
+        except ValueError:
+            pass
     w = s.get("wall_s")
     s["mb_per_s"] = round(total / w / 1e6, 1) if w else None
     s["files_per_s"] = round(files / w, 1) if w else None

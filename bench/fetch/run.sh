@@ -19,7 +19,7 @@ usage: $0 [--files N] [--total-bytes B] [--seed S] [--work DIR] [--shoal PATH]
   --conns N        parallel HTTP connections for the nginx clients (default 16)
   --only LIST      comma-separated contenders to run (default all): nginx-http,
                    nginx-https, shoal-auto, shoal-bitswap (builds with get --exchange),
-                   shoal-get (builds without), shoal-pin
+                   shoal-get (builds without), shoal-pin; opt-in: shoal-sync (--exchange sync)
   --json           print the figures as JSON instead of the table (WORK/results.json
                    is written either way)
   --keep           keep WORK/home-* and the last outputs afterwards
@@ -66,7 +66,7 @@ HOME_A="$WORK/home-A" HOME_B="$WORK/home-B"
 NGX="$WORK/nginx"
 TCK=$(getconf CLK_TCK)
 IS_ROOT=0; [[ $(id -u) == 0 ]] && IS_ROOT=1
-rm -f "$WORK"/{runs.jsonl,results.json,time.*,log.*} # stale outputs
+rm -f "$WORK"/{runs.jsonl,results.json,time.*,log.*,stats.*} # stale outputs
 
 # --- tools: nginx, curl, openssl, GNU time (Debian packages) ---------------------
 NGINX=$(command -v nginx || true); [[ -z $NGINX && -x /usr/sbin/nginx ]] && NGINX=/usr/sbin/nginx
@@ -175,6 +175,10 @@ verify() { # DIR -> prints a one-line verdict, fails when DIR differs from the t
 }
 
 want() { [[ -z $ONLY || ,$ONLY, == *,$1,* ]]; }
+for n in ${ONLY//,/ }; do
+  [[ $n =~ ^(nginx-http|nginx-https|shoal-auto|shoal-bitswap|shoal-sync|shoal-get|shoal-pin)$ ]] \
+    || die "unknown contender in --only: $n"
+done
 
 # --- nginx -----------------------------------------------------------------------------
 free_ports() { # N distinct free TCP ports on 127.0.0.1
@@ -314,8 +318,20 @@ start_daemon() { # HOME VAR: spawn a daemon, set VAR to its pid and START_MS to 
   START_MS=$(awk -v a="$t0" -v b="$EPOCHREALTIME" 'BEGIN { printf "%.0f", (b - a) * 1000 }')
 }
 
-EXCHANGE=0
-"$SHOAL" get --help 2>&1 | grep -q -- '--exchange' && EXCHANGE=1
+EXCHANGE=0 STATS=0 # what this build has: get --exchange, shoal stats
+[[ $("$SHOAL" get --help 2>&1 || true) == *--exchange* ]] && EXCHANGE=1
+[[ $'\n'$("$SHOAL" --help 2>&1 || true) =~ $'\n'\ +stats\  ]] && STATS=1
+# default rows for this build, or exactly the shoal rows --only names
+if ((EXCHANGE)); then SHOAL_ROWS=(shoal-auto shoal-bitswap shoal-pin); else SHOAL_ROWS=(shoal-get shoal-pin); fi
+if [[ -n $ONLY ]]; then
+  SHOAL_ROWS=()
+  for n in shoal-auto shoal-bitswap shoal-sync shoal-get shoal-pin; do
+    want "$n" || continue
+    [[ $n == shoal-get || $n == shoal-pin ]] || ((EXCHANGE)) \
+      || die "$n needs a shoal whose get has --exchange; $SHOAL has not (use shoal-get)"
+    SHOAL_ROWS+=("$n")
+  done
+fi
 SHOAL_DESC="$SHOAL ($("$SHOAL" --version), built $(date -u -r "$SHOAL" '+%F %H:%M UTC'); get --exchange: $( ((EXCHANGE)) && echo yes || echo 'no: bitswap only'))"
 
 ROOT_CID="" ADD_S=""
@@ -334,6 +350,7 @@ run_shoal() { # NAME RUN
   case $name in
     shoal-auto) cmd=(get "$ROOT_CID" -o "$out" --exchange auto) ;;
     shoal-bitswap) cmd=(get "$ROOT_CID" -o "$out" --exchange bitswap) ;;
+    shoal-sync) cmd=(get "$ROOT_CID" -o "$out" --exchange sync) ;;
     shoal-get) cmd=(get "$ROOT_CID" -o "$out") ;;
     shoal-pin) cmd=(pin add "$ROOT_CID") ;;
   esac
@@ -356,6 +373,8 @@ run_shoal() { # NAME RUN
   local hwm_a hwm_b wall u s m
   hwm_a=$(status_kib VmHWM "$A_PID"); hwm_b=$(status_kib VmHWM "$B_PID")
   read -r wall u s m < <(tail -1 "$tf")
+  local stats="$WORK/stats.$name.$i.json" # B's exchange counters, if the build has them
+  ((STATS)) && sh_b stats --json >"$stats" 2>/dev/null || rm -f "$stats"
   if ((rc)); then
     err="shoal ${cmd[0]} exited $rc: $(tail -c 400 "$WORK/log.$name" | tr '\n' ' ')"
   elif [[ $name == shoal-pin ]]; then
@@ -377,7 +396,8 @@ run_shoal() { # NAME RUN
     wall_s "$wall" server_cpu_s "$(secs "$a0" "$a1")" \
     client_cpu_s "$(awk -v x="$(secs "$b0" "$b1")" -v u="$u" -v s="$s" 'BEGIN { printf "%.2f", x + u + s }')" \
     server_rss_kib "$hwm_a" client_rss_kib "$hwm_b" start_ms_a "$start_a" start_ms_b "$start_b" \
-    idle_rss_kib_a "$idle_a" idle_rss_kib_b "$idle_b" writeout_s "$writeout"
+    idle_rss_kib_a "$idle_a" idle_rss_kib_b "$idle_b" writeout_s "$writeout" \
+    stats_file "$([[ -f $stats ]] && echo "$stats")"
   rm -rf "$out" "$HOME_B"
 }
 
@@ -391,13 +411,9 @@ if want nginx-http || want nginx-https; then
   done
   stop_pid "$NGINX_PID" QUIT; NGINX_PID=""
 fi
-if ((EXCHANGE)); then SHOAL_ROWS=(shoal-auto shoal-bitswap shoal-pin); else SHOAL_ROWS=(shoal-get shoal-pin); fi
-ANY_SHOAL=0
-for n in "${SHOAL_ROWS[@]}"; do want "$n" && ANY_SHOAL=1; done
-if ((ANY_SHOAL)); then
+if ((${#SHOAL_ROWS[@]})); then
   setup_a
   for n in "${SHOAL_ROWS[@]}"; do
-    want "$n" || continue
     for ((r = 1; r <= RUNS; r++)); do run_shoal "$n" "$r"; done
   done
 fi
