@@ -45,7 +45,7 @@ async fn main() {
     let dir = args
         .get(1)
         .expect("usage: shoal-liar STORE_DIR | attack STORE_DIR MULTIADDR");
-    let store = Arc::new(BlockStore::open(&dir).expect("open store"));
+    let store = Arc::new(BlockStore::open(dir).expect("open store"));
     let cfg = NetConfig {
         listen: vec!["/ip4/127.0.0.1/tcp/0".into()],
         mdns: false,
