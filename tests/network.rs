@@ -96,4 +96,6 @@ fn a_missing_dag_is_a_clear_error() {
     let nowhere = "bafkreie7q3iidccmpvszul7kudcvvuavuo7u6gzlbobczuk5nqk3b4akba";
     let err = hb.fails(&["cat", nowhere]);
     assert!(err.contains("no peer has"), "{err}");
+    let err = hb.fails(&["get", nowhere, "-o", hb.path().join("x").to_str().unwrap()]);
+    assert!(err.contains("no peer has"), "{err}");
 }

@@ -2,7 +2,7 @@
 
 use crate::backend::Backend;
 use crate::output;
-use anyhow::{Context, Result};
+use anyhow::{bail, Context, Result};
 use clap::Args;
 use serde_json::json;
 use shoal_ipld::path::IpfsPath;
@@ -225,6 +225,27 @@ pub fn get(a: GetArgs, json: bool) -> Result<()> {
         );
     }
     Ok(())
+}
+
+/// Has the daemon fetch what `path` needs, showing its progress.
+pub fn fetch(client: &crate::client::Client, path: &IpfsPath, exchange: &str, json: bool) -> Result<()> {
+    let bar = output::transfer_bar(json, "fetching");
+    let mut failure = None;
+    client.lines(
+        "fetch",
+        json!({"path": path.to_string(), "exchange": exchange}),
+        |v| {
+            bar.set_position(v["bytes"].as_u64().unwrap_or(0));
+            if let Some(e) = v["error"].as_str() {
+                failure = Some(e.to_owned());
+            }
+        },
+    )?;
+    bar.finish_and_clear();
+    match failure {
+        Some(e) => bail!("{e}"),
+        None => Ok(()),
+    }
 }
 
 #[derive(Args)]

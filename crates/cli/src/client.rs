@@ -82,6 +82,18 @@ impl Client {
     }
 
     /// Calls `command` and copies its raw reply body into `out`.
+    /// Calls a command that answers with JSON lines; `each` sees every line.
+    pub fn lines(&self, command: &str, args: Value, mut each: impl FnMut(Value)) -> Result<()> {
+        use std::io::BufRead;
+        let resp = self.send(command, &args)?;
+        let reader = std::io::BufReader::new(resp.into_body().into_reader());
+        for line in reader.lines() {
+            let line = line.context("reading the daemon's reply")?;
+            each(serde_json::from_str(&line).context("the daemon sent a line that is not JSON")?);
+        }
+        Ok(())
+    }
+
     pub fn stream(&self, command: &str, args: Value, out: &mut dyn std::io::Write) -> Result<u64> {
         let resp = self.send(command, &args)?;
         let mut reader = resp.into_body().into_reader();

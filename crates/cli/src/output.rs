@@ -20,6 +20,19 @@ pub fn bytes_bar(total: u64, json: bool, what: &str) -> ProgressBar {
     bar
 }
 
+/// A bar for a transfer of unknown size: bytes so far and the rate.
+pub fn transfer_bar(json: bool, what: &str) -> ProgressBar {
+    let bar = ProgressBar::with_draw_target(None, ProgressDrawTarget::stderr());
+    if json || !std::io::stderr().is_terminal() {
+        bar.set_draw_target(ProgressDrawTarget::hidden());
+    }
+    let style = ProgressStyle::with_template("{spinner} {msg} {bytes} ({binary_bytes_per_sec}) {elapsed}")
+        .unwrap_or_else(|_| ProgressStyle::default_spinner());
+    bar.set_style(style);
+    bar.set_message(what.to_owned());
+    bar
+}
+
 /// Prints a JSON value on one line.
 pub fn json(value: &serde_json::Value) {
     println!("{value}");

@@ -55,6 +55,11 @@ pub fn pin(cmd: PinCmd, json: bool) -> Result<()> {
             direct,
             exchange,
         } => {
+            if let Backend::Remote(client) = &backend {
+                if !direct {
+                    crate::blocks::fetch(client, &path, &exchange, json)?;
+                }
+            }
             let args = json!({"path": path.to_string(), "direct": direct, "exchange": exchange});
             let pin: Pin = backend.run("pin/add", args, |s| ops::pin_add(s, &path, direct))?;
             if json {

@@ -2,6 +2,7 @@
 //! messages (uvarint length + protobuf), serves wants from the store, and
 //! runs fetch sessions that walk a DAG and store each verified block.
 
+use crate::exchange::Progress;
 use crate::framing;
 use futures::{AsyncWriteExt, StreamExt};
 use shoal_exchange::bitswap::ledger::{Ledger, Task};
@@ -218,10 +219,10 @@ impl Bitswap {
 
     /// Fetches every missing block of the DAG under `root` from `peers`
     /// (connected peers are asked first; the DHT when they cannot help).
-    pub async fn fetch(&self, root: Cid, timeout: Duration) -> Result<u64, FetchError> {
+    pub async fn fetch(&self, root: Cid, timeout: Duration, progress: &Progress) -> Result<u64, FetchError> {
         let (tx, mut rx) = mpsc::channel(SESSION_DEPTH);
         self.sessions.lock().unwrap_or_else(|p| p.into_inner()).push(tx);
-        let result = self.run_session(root, &mut rx, timeout).await;
+        let result = self.run_session(root, &mut rx, timeout, progress).await;
         drop(rx);
         self.sessions
             .lock()
@@ -235,6 +236,7 @@ impl Bitswap {
         root: Cid,
         rx: &mut mpsc::Receiver<Incoming>,
         timeout: Duration,
+        progress: &Progress,
     ) -> Result<u64, FetchError> {
         let deadline = Instant::now() + timeout;
         let mut session: Session<PeerId> = Session::new(SessionConfig::default());
@@ -283,6 +285,7 @@ impl Bitswap {
                 match session.handle_block(&peer, cid) {
                     Verdict::Accept => {
                         fetched += 1;
+                        progress.add(1, data.len() as u64);
                         self.stats.blocks_received.fetch_add(1, Ordering::Relaxed);
                         for child in self.store_block(cid, data).await? {
                             session.want(child);

@@ -18,7 +18,7 @@ use shoal_net::{NodeHandle, PeerId};
 use shoal_store::{BlockStore, StoreError, Walk};
 use shoal_unixfs::export::{self, ExportError};
 use std::collections::HashSet;
-use std::sync::atomic::Ordering;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -59,6 +59,20 @@ pub struct Exchange {
     pub sync: Arc<DagSync>,
 }
 
+/// Live counters of a running fetch (read by progress reporting).
+#[derive(Debug, Default)]
+pub struct Progress {
+    pub blocks: AtomicU64,
+    pub bytes: AtomicU64,
+}
+
+impl Progress {
+    pub fn add(&self, blocks: u64, bytes: u64) {
+        self.blocks.fetch_add(blocks, Ordering::Relaxed);
+        self.bytes.fetch_add(bytes, Ordering::Relaxed);
+    }
+}
+
 /// What a fetch did.
 #[derive(Debug, Default, serde::Serialize)]
 pub struct FetchReport {
@@ -90,11 +104,12 @@ impl Exchange {
         path: &IpfsPath,
         mode: Mode,
         timeout: Duration,
+        progress: &Arc<Progress>,
     ) -> Result<FetchReport, FetchError> {
         let deadline = Instant::now() + timeout;
         let mut report = FetchReport::default();
         if mode != Mode::Bitswap {
-            let complete = self.sync_rounds(path, deadline, &mut report).await?;
+            let complete = self.sync_rounds(path, deadline, &mut report, progress).await?;
             if complete || mode == Mode::Sync {
                 return match complete {
                     true => Ok(report),
@@ -108,7 +123,7 @@ impl Exchange {
             Next::Ask(req) => req.root,
         };
         let left = deadline.saturating_duration_since(Instant::now());
-        report.bitswap_blocks = self.bitswap.fetch(root, left).await?;
+        report.bitswap_blocks = self.bitswap.fetch(root, left, progress).await?;
         Ok(report)
     }
 
@@ -118,6 +133,7 @@ impl Exchange {
         path: &IpfsPath,
         deadline: Instant,
         report: &mut FetchReport,
+        progress: &Arc<Progress>,
     ) -> Result<bool, FetchError> {
         let mut done_with: HashSet<PeerId> = HashSet::new();
         let mut asked_dht = false;
@@ -135,7 +151,7 @@ impl Exchange {
                 continue;
             };
             let left = deadline.saturating_duration_since(Instant::now());
-            let result = tokio::time::timeout(left, self.sync.request(peer, &req))
+            let result = tokio::time::timeout(left, self.sync.request(peer, &req, progress))
                 .await
                 .map_err(|_| FetchError::Timeout(path.root, 0))?;
             match result {

@@ -3,6 +3,7 @@
 //! SHOAL_HOME is readable only by its owner). Errors are JSON
 //! `{"error": "..."}` with a 4xx status for bad requests.
 
+use crate::exchange::Progress;
 use crate::ops::{self, OpError};
 use axum::body::{Body, Bytes};
 use axum::extract::{DefaultBodyLimit, Path as UrlPath, State};
@@ -18,6 +19,7 @@ use shoal_ipld::Cid;
 use shoal_net::{Multiaddr, NodeHandle, PeerId};
 use shoal_store::BlockStore;
 use std::path::PathBuf;
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use tokio::sync::Notify;
 
@@ -265,19 +267,62 @@ async fn blocking<T: Send + 'static>(
 /// How long a read waits for missing blocks from the network.
 const FETCH_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(120);
 
+fn exchange_mode(v: &Value) -> Result<crate::exchange::Mode, ApiError> {
+    match v.get("exchange").and_then(Value::as_str) {
+        Some(m) => m.parse().map_err(bad),
+        None => Ok(crate::exchange::Mode::Auto),
+    }
+}
+
 /// Makes sure the DAG `path` names is local, fetching what is missing from
 /// peers with the exchange the request names (`"exchange"`: auto, sync,
 /// bitswap).
 async fn ensure_local(s: &ApiState, path: &IpfsPath, v: &Value) -> Result<(), ApiError> {
-    let mode = match v.get("exchange").and_then(Value::as_str) {
-        Some(m) => m.parse().map_err(bad)?,
-        None => crate::exchange::Mode::Auto,
-    };
+    let progress = Arc::new(Progress::default());
     s.exchange
-        .fetch(path, mode, FETCH_TIMEOUT)
+        .fetch(path, exchange_mode(v)?, FETCH_TIMEOUT, &progress)
         .await
         .map(drop)
         .map_err(|e| ApiError(StatusCode::NOT_FOUND, format!("{path}: {e}")))
+}
+
+/// `fetch`: makes a DAG local and streams progress as JSON lines
+/// (`{"blocks", "bytes"}` four times a second), then one last line with
+/// `"done"` (the fetch report) or `"error"`.
+fn fetch_with_progress(s: &ApiState, v: Value) -> Reply {
+    let path = ipfs_path(&args::<PathArg>("fetch", v.clone())?.path)?;
+    let mode = exchange_mode(&v)?;
+    let (tx, rx) = tokio::sync::mpsc::channel::<Result<Bytes, std::io::Error>>(4);
+    let exchange = s.exchange.clone();
+    tokio::spawn(async move {
+        let progress = Arc::new(Progress::default());
+        let counts = |p: &Progress| json!({"blocks": p.blocks.load(Ordering::Relaxed), "bytes": p.bytes.load(Ordering::Relaxed)});
+        let line = |v: Value| Ok(Bytes::from(format!("{v}\n")));
+        let fetch = exchange.fetch(&path, mode, FETCH_TIMEOUT, &progress);
+        tokio::pin!(fetch);
+        let mut tick = tokio::time::interval(std::time::Duration::from_millis(250));
+        let result = loop {
+            tokio::select! {
+                r = &mut fetch => break r,
+                _ = tick.tick() => {
+                    if tx.send(line(counts(&progress))).await.is_err() {
+                        return; // the client went away: the fetch is dropped
+                    }
+                }
+            }
+        };
+        let mut last = counts(&progress);
+        match result {
+            Ok(report) => last["done"] = json!(report),
+            Err(e) => last["error"] = json!(format!("{path}: {e}")),
+        }
+        let _ = tx.send(line(last)).await;
+    });
+    let stream = futures::stream::unfold(rx, |mut rx| async move { rx.recv().await.map(|item| (item, rx)) });
+    Response::builder()
+        .header("content-type", "application/x-ndjson")
+        .body(Body::from_stream(stream))
+        .map_err(|e| ApiError(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))
 }
 
 async fn store_command(s: &ApiState, command: &str, v: Value) -> Reply {
@@ -289,6 +334,7 @@ async fn store_command(s: &ApiState, command: &str, v: Value) -> Reply {
         }
     }
     match command {
+        "fetch" => fetch_with_progress(s, v),
         "add" => {
             let req: ops::AddRequest = args(command, v)?;
             if req.paths.iter().any(|p| !p.is_absolute()) {

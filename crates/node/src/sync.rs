@@ -6,6 +6,7 @@
 //! async tasks that only move frames; the channels between them are small
 //! and bounded, and the credit window bounds what is in flight.
 
+use crate::exchange::Progress;
 use crate::framing;
 use futures::future::Either;
 use futures::{AsyncReadExt, AsyncWriteExt, StreamExt};
@@ -168,7 +169,12 @@ impl DagSync {
     }
 
     /// Runs `req` against `peer`, storing what it accepts.
-    pub async fn request(&self, peer: PeerId, req: &Request) -> Result<Outcome, RequestError> {
+    pub async fn request(
+        &self,
+        peer: PeerId,
+        req: &Request,
+        progress: &Arc<Progress>,
+    ) -> Result<Outcome, RequestError> {
         let mut control = self.net.streams();
         let open = control.open_stream(peer, PROTOCOL);
         let stream = match tokio::time::timeout(IDLE, open).await {
@@ -183,7 +189,8 @@ impl DagSync {
         let (credit_tx, mut credit_rx) = mpsc::channel::<u64>(64);
         let store = self.store.clone();
         let r = req.clone();
-        let worker = tokio::task::spawn_blocking(move || consume(&store, &r, frame_rx, credit_tx));
+        let p = progress.clone();
+        let worker = tokio::task::spawn_blocking(move || consume(&store, &r, frame_rx, credit_tx, &p));
         let reader = async move {
             loop {
                 let bytes = match tokio::time::timeout(IDLE, framing::read(&mut rd, MAX_FRAME)).await {
@@ -265,6 +272,7 @@ fn consume(
     req: &Request,
     mut frames: mpsc::Receiver<Frame>,
     credit_tx: mpsc::Sender<u64>,
+    progress: &Progress,
 ) -> Result<Outcome, RequestError> {
     let mut requester = Requester::new(req);
     let mut out = Outcome::default();
@@ -277,6 +285,7 @@ fn consume(
                 batch.put_verified(&cid, &data)?;
                 out.blocks += 1;
                 out.bytes += data.len() as u64;
+                progress.add(1, data.len() as u64);
                 if batch.pending_bytes() >= COMMIT_BYTES || committed.elapsed() >= COMMIT_EVERY {
                     std::mem::replace(&mut batch, store.batch()).commit()?;
                     committed = Instant::now();
