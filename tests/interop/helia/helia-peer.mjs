@@ -6,7 +6,7 @@
 
 import { createHash } from 'node:crypto'
 import { createReadStream } from 'node:fs'
-import { open, stat } from 'node:fs/promises'
+import { open, stat, unlink } from 'node:fs/promises'
 import { withBitswap } from '@helia/bitswap'
 import { withLibp2pLight } from '@helia/libp2p'
 import { unixfs } from '@helia/unixfs'
@@ -70,6 +70,8 @@ async function serve (args) {
     })
     note(SCRIPT, `added ${file} (${info.size} bytes) as ${cid} in ${Date.now() - started} ms with ${JSON.stringify(IMPORT_SETTINGS)}`)
 
+    helia.libp2p.addEventListener('peer:connect', (evt) => note(SCRIPT, `peer connected: ${evt.detail}`))
+    helia.libp2p.addEventListener('peer:disconnect', (evt) => note(SCRIPT, `peer disconnected: ${evt.detail}`))
     const stopped = waitForShutdown()
     printJson({
       peerId: helia.libp2p.peerId.toString(),
@@ -138,8 +140,16 @@ async function fetch (args) {
   let step = 'starting Helia'
   let helia
   let out
+  // Helia's bitswap sends its wantlist only to peers whose identify record
+  // lists a bitswap protocol; remember whether the remote peer's was accepted
+  // to explain a fetch that never gets an answer.
+  const expected = addr.getComponents().find(c => c.name === 'p2p').value
+  let identified = null
   try {
     helia = await startHelia()
+    helia.libp2p.addEventListener('peer:identify', (evt) => {
+      if (evt.detail.peerId.toString() === expected) identified = evt.detail
+    })
     step = `dialling ${addr}`
     const conn = await helia.libp2p.dial(addr, { signal })
     note(SCRIPT, `connected to ${conn.remotePeer} via ${conn.remoteAddr}`)
@@ -153,6 +163,7 @@ async function fetch (args) {
     const fs = unixfs({ blockstore })
     const hash = createHash('sha256')
     let bytes = 0
+    const transferStarted = Date.now()
     out = await open(outFile, 'w')
     for await (const chunk of fs.cat(cid, { signal, providers: [addr] })) {
       hash.update(chunk)
@@ -161,12 +172,30 @@ async function fetch (args) {
     }
     await out.close()
     out = undefined
-    printJson({ bytes, sha256: hash.digest('hex'), ms: Date.now() - started })
+    const now = Date.now()
+    printJson({
+      bytes,
+      sha256: hash.digest('hex'),
+      ms: now - started,
+      transfer_ms: now - transferStarted,
+      mode: useSession ? 'session' : 'blockstore'
+    })
   } catch (err) {
-    if (signal.aborted) {
-      throw new Failure(`timed out after ${timeoutMs} ms while ${step}`)
+    // leave no partial output behind
+    await out?.close().catch(() => {})
+    out = undefined
+    await unlink(outFile).catch(() => {})
+    let hint = ''
+    if (helia != null && identified == null && step.startsWith('fetching')) {
+      hint = '\n  (js-libp2p accepted no identify record from the remote peer, so Helia does not know it' +
+        ' speaks bitswap and sends it no wants; DEBUG=libp2p:identify* shows more, --session bypasses this)'
+    } else if (identified != null && !identified.protocols.some(p => p.startsWith('/ipfs/bitswap'))) {
+      hint = `\n  (the remote peer lists no bitswap protocol: ${JSON.stringify(identified.protocols)})`
     }
-    throw new Failure(`failed while ${step}: ${describeError(err)}`)
+    if (signal.aborted) {
+      throw new Failure(`timed out after ${timeoutMs} ms while ${step}${hint}`)
+    }
+    throw new Failure(`failed while ${step}: ${describeError(err)}${hint}`)
   } finally {
     await out?.close().catch(() => {})
     await stopWithin(helia)

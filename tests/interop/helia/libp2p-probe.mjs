@@ -176,11 +176,15 @@ async function findNode (dht, remote, signal) {
     ms: Date.now() - started
   }
   let error = null
-  if (!sentTo.some(s => s.to === remoteText && s.message === 'FIND_NODE')) {
-    error = `no FIND_NODE was sent to ${remoteText}`
-  } else if (answer == null) {
+  if (answer == null) {
     const why = errors.filter(e => e.from === remoteText).map(e => e.error).join('; ')
-    error = `${remoteText} did not answer FIND_NODE${why !== '' ? `: ${why}` : ''}`
+    if (why !== '') {
+      error = `FIND_NODE to ${remoteText} failed: ${why}`
+    } else if (!sentTo.some(s => s.to === remoteText && s.message === 'FIND_NODE')) {
+      error = `no FIND_NODE was sent to ${remoteText}`
+    } else {
+      error = `${remoteText} did not answer FIND_NODE`
+    }
   }
   return { result, error }
 }

@@ -16,7 +16,7 @@ use crate::proto::{bytes_field, skip, varint_field};
 use shoal_ipld::block::cid_exact;
 use shoal_ipld::dagpb::{DagPbError, Reader, MAX_BLOCK_SIZE};
 use shoal_ipld::path::MAX_PATH_LEN;
-use shoal_ipld::Cid;
+use shoal_ipld::{varint, Cid};
 
 /// The version this code speaks.
 pub const VERSION: u64 = 1;
@@ -225,11 +225,14 @@ impl Frame {
         let mut out = Vec::new();
         match self {
             Frame::Block { cid, data } => {
-                let mut b = Vec::with_capacity(data.len() + 48);
-                bytes_field(&mut b, 1, &cid.to_bytes());
-                bytes_field(&mut b, 2, data);
-                out.reserve(b.len() + 8);
-                bytes_field(&mut out, 1, &b);
+                // one copy of the data: sizes first, then straight into `out`
+                let cid = cid.to_bytes();
+                let inner = field_len(cid.len()) + field_len(data.len());
+                out.reserve_exact(field_len(inner));
+                varint::encode(1 << 3 | 2, &mut out);
+                varint::encode(inner as u64, &mut out);
+                bytes_field(&mut out, 1, &cid);
+                bytes_field(&mut out, 2, data);
             }
             Frame::DontHave(cid) => bytes_field(&mut out, 2, &cid.to_bytes()),
             Frame::End { status, message } => {
@@ -268,6 +271,11 @@ impl Frame {
         }
         frame.ok_or(WireError::Invalid("empty frame"))
     }
+}
+
+/// Bytes a length-delimited field of `len` bytes takes (one-byte tag).
+fn field_len(len: usize) -> usize {
+    1 + varint::encoded_len(len as u64) + len
 }
 
 fn decode_block(buf: &[u8]) -> Result<Frame, WireError> {
