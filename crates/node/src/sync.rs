@@ -18,13 +18,16 @@ use shoal_ipld::Cid;
 use shoal_net::{NodeHandle, PeerId, Stream, StreamProtocol};
 use shoal_store::{BlockStore, StoreError};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Arc;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use tokio::sync::{mpsc, Semaphore};
 
 const PROTOCOL: StreamProtocol = StreamProtocol::new(shoal_exchange::sync::PROTOCOL);
 /// Responses served at once (others are refused).
 const MAX_SERVING: usize = 64;
+/// Responses served at once to one peer.
+const MAX_SERVING_PER_PEER: usize = 4;
 /// Credit window a request grants.
 pub const WINDOW: u64 = 16 << 20;
 /// A stream that moves nothing for this long is abandoned.
@@ -50,6 +53,7 @@ pub struct DagSync {
     store: Arc<BlockStore>,
     net: NodeHandle,
     serving: Arc<Semaphore>,
+    per_peer: Arc<Mutex<HashMap<PeerId, usize>>>,
     pub stats: SyncStats,
 }
 
@@ -95,6 +99,7 @@ impl DagSync {
             store,
             net: net.clone(),
             serving: Arc::new(Semaphore::new(MAX_SERVING)),
+            per_peer: Arc::default(),
             stats: SyncStats::default(),
         });
         if let Ok(mut incoming) = net.streams().accept(PROTOCOL) {
@@ -110,6 +115,10 @@ impl DagSync {
 
     async fn serve(self: Arc<Self>, peer: PeerId, stream: Stream) {
         let Ok(_permit) = self.serving.clone().try_acquire_owned() else {
+            self.stats.refused.fetch_add(1, Ordering::Relaxed);
+            return;
+        };
+        let Some(_slot) = PeerSlot::take(&self.per_peer, peer) else {
             self.stats.refused.fetch_add(1, Ordering::Relaxed);
             return;
         };
@@ -232,6 +241,33 @@ impl DagSync {
         match (read, &outcome.end) {
             (Err(e), None) => Err(e),
             _ => Ok(outcome),
+        }
+    }
+}
+
+/// One of a peer's `MAX_SERVING_PER_PEER` response slots, given back on drop.
+struct PeerSlot(Arc<Mutex<HashMap<PeerId, usize>>>, PeerId);
+
+impl PeerSlot {
+    fn take(map: &Arc<Mutex<HashMap<PeerId, usize>>>, peer: PeerId) -> Option<PeerSlot> {
+        let mut m = map.lock().unwrap_or_else(|p| p.into_inner());
+        let n = m.entry(peer).or_default();
+        if *n >= MAX_SERVING_PER_PEER {
+            return None;
+        }
+        *n += 1;
+        Some(PeerSlot(map.clone(), peer))
+    }
+}
+
+impl Drop for PeerSlot {
+    fn drop(&mut self) {
+        let mut m = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(n) = m.get_mut(&self.1) {
+            *n -= 1;
+            if *n == 0 {
+                m.remove(&self.1);
+            }
         }
     }
 }
