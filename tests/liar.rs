@@ -8,7 +8,6 @@
 //! `shoal-liar attack STORE MULTIADDR`: connects to a node and sends it bad
 //! wire input (see `attack`), then prints what it sent as JSON and exits.
 
-use futures::StreamExt;
 use shoal_exchange::bitswap::message::{Message, WantType, MAX_MESSAGE};
 use shoal_exchange::sync::wire::MAX_REQUEST;
 use shoal_exchange::sync::{Dag, Request, Responder};
@@ -68,8 +67,8 @@ async fn main() {
     );
     loop {
         tokio::select! {
-            Some((_, s)) = sync_in.next() => { tokio::spawn(lie_sync(store.clone(), s)); }
-            Some((peer, s)) = bitswap_in.next() => { tokio::spawn(lie_bitswap(store.clone(), net.clone(), peer, s)); }
+            Some((_, s)) = sync_in.recv() => { tokio::spawn(lie_sync(store.clone(), s)); }
+            Some((peer, s)) = bitswap_in.recv() => { tokio::spawn(lie_bitswap(store.clone(), net.clone(), peer, s)); }
         }
     }
 }
@@ -179,7 +178,7 @@ async fn attack(dir: &str, target: &str) {
         .accept(StreamProtocol::new("/ipfs/bitswap/1.2.0"))
         .expect("bitswap protocol");
     tokio::spawn(async move {
-        while let Some((_, mut s)) = answers.next().await {
+        while let Some((_, mut s)) = answers.recv().await {
             tokio::spawn(
                 async move { while let Ok(Some(_)) = framing::read(&mut s, MAX_MESSAGE * 2).await {} },
             );

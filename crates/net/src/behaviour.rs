@@ -28,7 +28,7 @@ pub struct Behaviour {
     pub relay: relay::client::Behaviour,
     pub dcutr: dcutr::Behaviour,
     pub mdns: Toggle<mdns::tokio::Behaviour>,
-    pub streams: libp2p_stream::Behaviour,
+    pub streams: crate::streams::Behaviour,
 }
 
 impl Behaviour {
@@ -36,6 +36,7 @@ impl Behaviour {
         key: &Keypair,
         relay: relay::client::Behaviour,
         cfg: &NetConfig,
+        streams: crate::streams::Behaviour,
     ) -> std::io::Result<Behaviour> {
         let peer_id = key.public().to_peer_id();
         let limits = connection_limits::ConnectionLimits::default()
@@ -45,7 +46,10 @@ impl Behaviour {
             .with_max_pending_outgoing(Some(cfg.max_pending))
             .with_max_established_per_peer(Some(cfg.max_per_peer));
         let identify = identify::Behaviour::new(
-            identify::Config::new_with_signed_peer_record(ID_PROTOCOL_VERSION.into(), key)
+            // no signed peer record: rust-libp2p's identify signs it in a legacy
+            // format (domain "libp2p-routing-state") that go and js reject, and
+            // js-libp2p then drops the whole identify message (rust-libp2p #6204)
+            identify::Config::new(ID_PROTOCOL_VERSION.into(), key.public())
                 .with_agent_version(format!("shoal/{}", env!("CARGO_PKG_VERSION")))
                 .with_push_listen_addr_updates(true),
         );
@@ -75,7 +79,7 @@ impl Behaviour {
             relay,
             dcutr: dcutr::Behaviour::new(peer_id),
             mdns: mdns.into(),
-            streams: libp2p_stream::Behaviour::new(),
+            streams,
         })
     }
 }

@@ -1,5 +1,4 @@
-//! shoal's libp2p host: TCP and QUIC with Noise and Yamux, identify (signed
-//! peer records), ping, Kademlia, AutoNAT, relay client with DCUtR, mDNS,
+//! shoal's libp2p host: TCP and QUIC with Noise and Yamux, identify, ping, Kademlia, AutoNAT, relay client with DCUtR, mDNS,
 //! explicit connection limits, and raw protocol streams for the exchange.
 //!
 //! One task owns the swarm ([`node::start`]); callers use a [`NodeHandle`].
@@ -8,8 +7,9 @@ pub mod behaviour;
 pub mod config;
 pub mod identity;
 pub mod node;
+pub mod streams;
 
 pub use config::{KadMode, NetConfig};
 pub use libp2p::{Multiaddr, PeerId, Stream, StreamProtocol};
-pub use libp2p_stream;
 pub use node::{start, NetError, NodeHandle, PeerInfo};
+pub use streams::{Incoming, OpenStreamError, Streams};

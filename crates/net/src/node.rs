@@ -64,7 +64,7 @@ enum Command {
 pub struct NodeHandle {
     tx: mpsc::Sender<Command>,
     peer_id: PeerId,
-    streams: libp2p_stream::Control,
+    streams: crate::streams::Streams,
 }
 
 impl NodeHandle {
@@ -73,7 +73,7 @@ impl NodeHandle {
     }
 
     /// Opens and accepts protocol streams (bitswap, DAG sync).
-    pub fn streams(&self) -> libp2p_stream::Control {
+    pub fn streams(&self) -> crate::streams::Streams {
         self.streams.clone()
     }
 
@@ -132,24 +132,36 @@ impl NodeHandle {
     }
 }
 
+/// Yamux as js-libp2p can talk to it: rust-yamux refuses data frames over
+/// 1 MiB, and js-yamux sends frames as large as the window we grant. A
+/// stream's window grows (auto-tuning) into what the 1 GiB connection
+/// budget leaves beyond 256 KiB per allowed stream; with 4093 streams that
+/// is 768 KiB, so no window (and no frame) can exceed 1 MiB.
+fn yamux_config() -> yamux::Config {
+    let mut cfg = yamux::Config::default();
+    cfg.set_max_num_streams(4093);
+    cfg
+}
+
 /// Builds the swarm, starts listening and dialing, and spawns its task.
 pub async fn start(
     key: Keypair,
     cfg: NetConfig,
 ) -> Result<(NodeHandle, tokio::task::JoinHandle<()>), NetError> {
     let setup = |e: &dyn std::fmt::Display| NetError::Setup(e.to_string());
+    let (stream_behaviour, streams) = crate::streams::Behaviour::new();
     let tcp_cfg = tcp::Config::default().nodelay(true);
     let mut swarm = libp2p::SwarmBuilder::with_existing_identity(key)
         .with_tokio()
-        .with_tcp(tcp_cfg, noise::Config::new, yamux::Config::default)
+        .with_tcp(tcp_cfg, noise::Config::new, yamux_config)
         .map_err(|e| setup(&e))?
         .with_quic()
         .with_dns()
         .map_err(|e| setup(&e))?
-        .with_relay_client(noise::Config::new, yamux::Config::default)
+        .with_relay_client(noise::Config::new, yamux_config)
         .map_err(|e| setup(&e))?
         .with_behaviour(|key, relay| {
-            Behaviour::new(key, relay, &cfg)
+            Behaviour::new(key, relay, &cfg, stream_behaviour)
                 .map_err(|e| Box::new(e) as Box<dyn std::error::Error + Send + Sync>)
         })
         .map_err(|e| setup(&e))?
@@ -164,7 +176,6 @@ pub async fn start(
             .map_err(|e| NetError::Listen(addr.clone(), e.to_string()))?;
     }
     let peer_id = *swarm.local_peer_id();
-    let streams = swarm.behaviour().streams.new_control();
     let (tx, rx) = mpsc::channel(COMMAND_DEPTH);
     let mut driver = Driver::new(swarm, &cfg)?;
     driver.wait_for_listeners(cfg.listen.len()).await;

@@ -4,7 +4,7 @@
 
 use crate::exchange::Progress;
 use crate::framing;
-use futures::{AsyncWriteExt, StreamExt};
+use futures::AsyncWriteExt;
 use shoal_exchange::bitswap::ledger::{Ledger, Task};
 use shoal_exchange::bitswap::message::{Message, Presence, WantType, MAX_MESSAGE};
 use shoal_exchange::bitswap::session::{Session, SessionConfig, Verdict};
@@ -82,7 +82,7 @@ impl Bitswap {
             };
             let bs = bs.clone();
             tokio::spawn(async move {
-                while let Some((peer, stream)) = incoming.next().await {
+                while let Some((peer, stream)) = incoming.recv().await {
                     tokio::spawn(bs.clone().read_stream(peer, stream));
                 }
             });

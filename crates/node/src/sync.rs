@@ -9,7 +9,7 @@
 use crate::exchange::Progress;
 use crate::framing;
 use futures::future::Either;
-use futures::{AsyncReadExt, AsyncWriteExt, StreamExt};
+use futures::{AsyncReadExt, AsyncWriteExt};
 use shoal_exchange::sync::wire::{MAX_FRAME, MAX_REQUEST};
 use shoal_exchange::sync::{
     Dag, EndStatus, Event, Frame, Request, Requester, Responder, Violation, WireError,
@@ -17,8 +17,8 @@ use shoal_exchange::sync::{
 use shoal_ipld::Cid;
 use shoal_net::{NodeHandle, PeerId, Stream, StreamProtocol};
 use shoal_store::{BlockStore, StoreError};
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use tokio::sync::{mpsc, Semaphore};
@@ -105,7 +105,7 @@ impl DagSync {
         if let Ok(mut incoming) = net.streams().accept(PROTOCOL) {
             let s = sync.clone();
             tokio::spawn(async move {
-                while let Some((peer, stream)) = incoming.next().await {
+                while let Some((peer, stream)) = incoming.recv().await {
                     tokio::spawn(s.clone().serve(peer, stream));
                 }
             });
@@ -184,8 +184,8 @@ impl DagSync {
         req: &Request,
         progress: &Arc<Progress>,
     ) -> Result<Outcome, RequestError> {
-        let mut control = self.net.streams();
-        let open = control.open_stream(peer, PROTOCOL);
+        let streams = self.net.streams();
+        let open = streams.open_stream(peer, PROTOCOL);
         let stream = match tokio::time::timeout(IDLE, open).await {
             Ok(Ok(s)) => s,
             Ok(Err(e)) => return Err(RequestError::Open(e.to_string())),

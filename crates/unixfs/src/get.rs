@@ -175,7 +175,7 @@ pub fn get(
     for item in &items {
         match item {
             Item::Dir { rel, mode, mtime } => {
-                let path = out.join(rel);
+                let path = under(out, rel);
                 if !rel.as_os_str().is_empty() {
                     std::fs::create_dir(&path).map_err(io(&path))?;
                 }
@@ -189,7 +189,7 @@ pub fn get(
                 mtime,
                 ..
             } => {
-                let path = out.join(rel);
+                let path = under(out, rel);
                 let f = std::fs::OpenOptions::new()
                     .write(true)
                     .create_new(true)
@@ -208,7 +208,7 @@ pub fn get(
                 report.files += 1;
             }
             Item::Symlink { rel, target } => {
-                let path = out.join(rel);
+                let path = under(out, rel);
                 std::os::unix::fs::symlink(target, &path).map_err(io(&path))?;
                 report.symlinks += 1;
             }
@@ -224,6 +224,15 @@ pub fn get(
         }
     }
     Ok(report)
+}
+
+/// `out/rel`, or `out` itself for the root (joining "" would add a '/').
+fn under(out: &Path, rel: &Path) -> PathBuf {
+    if rel.as_os_str().is_empty() {
+        out.to_path_buf()
+    } else {
+        out.join(rel)
+    }
 }
 
 fn prepare_root(out: &Path, is_dir: bool) -> Result<(), ExportError> {
