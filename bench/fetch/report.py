@@ -133,6 +133,13 @@ def main(argv):
         w = pin["writeout_s"]
         print(f"after pin add, `shoal get` from B's own store (no network): {w:.2f} s "
               f"({total / w / 1e6:.1f} MB/s)")
+    for r in rows:
+        st = r.get("exchange_stats_b")
+        if isinstance(st, dict):
+            parts = [f"{k} {v['blocks_received']} blocks" for k, v in st.items()
+                     if isinstance(v, dict) and "blocks_received" in v]
+            if parts:
+                print(f"received by B ({r['label']}, last run, `shoal stats`): {', '.join(parts)}")
     if E.get("ADD_S"):
         print(f"setup: `shoal add -r --nocopy` on A took {float(E['ADD_S']):.2f} s; root {E.get('ROOT_CID', '')}")
     for r in rows:

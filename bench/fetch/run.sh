@@ -7,7 +7,7 @@ set -euo pipefail
 usage() {
   cat <<EOF
 usage: $0 [--files N] [--total-bytes B] [--seed S] [--work DIR] [--shoal PATH]
-          [--runs N] [--conns N] [--only LIST] [--json] [--keep]
+          [--runs N] [--conns N] [--only LIST] [--timeout S] [--json] [--keep]
   --files N        files in the generated tree (default 20000; env SHOAL_BENCH_FILES)
   --total-bytes B  bytes in the generated pool (default N * 215000, i.e. 4.3e9 at
                    20000 files; env SHOAL_BENCH_TOTAL_BYTES)
@@ -20,6 +20,7 @@ usage: $0 [--files N] [--total-bytes B] [--seed S] [--work DIR] [--shoal PATH]
   --only LIST      comma-separated contenders to run (default all): nginx-http,
                    nginx-https, shoal-auto, shoal-bitswap (builds with get --exchange),
                    shoal-get (builds without), shoal-pin; opt-in: shoal-sync (--exchange sync)
+  --timeout S      give up on one fetch after S seconds (default 3600)
   --json           print the figures as JSON instead of the table (WORK/results.json
                    is written either way)
   --keep           keep WORK/home-* and the last outputs afterwards
@@ -28,7 +29,7 @@ EOF
 
 FILES=${SHOAL_BENCH_FILES:-20000} TOTAL=${SHOAL_BENCH_TOTAL_BYTES:-} SEED=${SHOAL_BENCH_SEED:-1}
 WORK=${SHOAL_BENCH_WORK:-/tmp/shoal-bench-fetch} SHOAL=${SHOAL_BIN:-} RUNS=${SHOAL_BENCH_RUNS:-3}
-CONNS=16 ONLY="" JSON=0 KEEP=0
+CONNS=16 ONLY="" JSON=0 KEEP=0 LIMIT=3600
 while (($#)); do
   case $1 in
     --files) FILES=$2; shift 2 ;;
@@ -39,13 +40,14 @@ while (($#)); do
     --runs) RUNS=$2; shift 2 ;;
     --conns) CONNS=$2; shift 2 ;;
     --only) ONLY=$2; shift 2 ;;
+    --timeout) LIMIT=$2; shift 2 ;;
     --json) JSON=1; shift ;;
     --keep) KEEP=1; shift ;;
     -h|--help) usage; exit 0 ;;
     *) usage >&2; exit 2 ;;
   esac
 done
-[[ $FILES =~ ^[1-9][0-9]*$ && $RUNS =~ ^[1-9][0-9]*$ && $CONNS =~ ^[1-9][0-9]*$ ]] \
+[[ $FILES =~ ^[1-9][0-9]*$ && $RUNS =~ ^[1-9][0-9]*$ && $CONNS =~ ^[1-9][0-9]*$ && $LIMIT =~ ^[1-9][0-9]*$ ]] \
   || { usage >&2; exit 2; }
 
 die() { echo "run.sh: error: $*" >&2; exit 1; }
@@ -60,6 +62,9 @@ SHOAL=${SHOAL:-$ROOT/target/release/shoal}
 SHOAL=$(cd "$(dirname "$SHOAL")" && pwd)/$(basename "$SHOAL")
 mkdir -p "$WORK"
 WORK=$(cd "$WORK" && pwd)
+# run a private copy, so a rebuild of target/release during the run cannot mix builds
+SHOAL_ORIG=$SHOAL SHOAL="$WORK/shoal.bin"
+cp "$SHOAL_ORIG" "$SHOAL.tmp" && mv -f "$SHOAL.tmp" "$SHOAL"
 TREE="$WORK/tree"
 MANIFEST="$WORK/tree.manifest"
 HOME_A="$WORK/home-A" HOME_B="$WORK/home-B"
@@ -108,7 +113,7 @@ cleanup() {
   stop_pid "$B_PID"; B_PID=""
   stop_pid "$A_PID"; A_PID=""
   stop_pid "$NGINX_PID" QUIT; NGINX_PID=""
-  ((KEEP)) || rm -rf "$WORK"/out.* "$HOME_A" "$HOME_B"
+  ((KEEP)) || rm -rf "$WORK"/out.* "$HOME_A" "$HOME_B" "$WORK/shoal.bin"
 }
 trap cleanup EXIT
 trap 'exit 130' INT TERM
@@ -169,6 +174,10 @@ warm() {
   echo 3 >/proc/sys/vm/drop_caches 2>/dev/null || true
   sleep 1
   find "$TREE" "$@" -type f -print0 | xargs -0 cat >/dev/null
+}
+failed() { # RC LOG: why a bounded command failed
+  if (($1 == 124)); then echo "timed out after $LIMIT s"; else
+    echo "exited $1: $(tail -c 400 "$2" | tr '\n' ' ')"; fi
 }
 verify() { # DIR -> prints a one-line verdict, fails when DIR differs from the tree
   python3 "$HERE/manifest.py" check "$MANIFEST" "$1"
@@ -268,15 +277,15 @@ run_nginx() { # NAME PROTO RUN
   warm
   local pids p; pids=$(nginx_pids)
   if ((IS_ROOT)); then for p in $pids; do echo 5 >"/proc/$p/clear_refs"; done; fi # reset VmHWM
-  local n0 n1 c0 c1 rc=0 err="" verdict
+  local n0 n1 c0 c1 rc=0 err="" verdict a0 r0 a1 r1
   n0=$(nginx_counts); c0=$(cpu_ticks $pids)
-  /usr/bin/time -f '%e %U %S %M' -o "$tf" curl --http1.1 --parallel --parallel-immediate \
+  /usr/bin/time -f '%e %U %S %M' -o "$tf" timeout --foreground -k 10 "$LIMIT" curl --http1.1 --parallel --parallel-immediate \
     --parallel-max "$CONNS" --fail --silent --show-error --create-dirs "${tls[@]}" \
     -K "$cfg" >"$WORK/log.$name" 2>&1 || rc=$?
   c1=$(cpu_ticks $pids); n1=$(nginx_counts)
   local wall u s m; read -r wall u s m < <(tail -1 "$tf")
   if ((rc)); then
-    err="curl exited $rc: $(head -c 300 "$WORK/log.$name" | tr '\n' ' ')"
+    err="curl $(failed "$rc" "$WORK/log.$name")"
   elif ! verdict=$(verify "$out"); then
     err="output differs from the tree: $verdict"
   fi
@@ -332,7 +341,7 @@ if [[ -n $ONLY ]]; then
     SHOAL_ROWS+=("$n")
   done
 fi
-SHOAL_DESC="$SHOAL ($("$SHOAL" --version), built $(date -u -r "$SHOAL" '+%F %H:%M UTC'); get --exchange: $( ((EXCHANGE)) && echo yes || echo 'no: bitswap only'))"
+SHOAL_DESC="$SHOAL_ORIG ($("$SHOAL" --version), built $(date -u -r "$SHOAL_ORIG" '+%F %H:%M UTC'), sha256 $(sha256sum "$SHOAL" | cut -c1-12); get --exchange: $( ((EXCHANGE)) && echo yes || echo 'no: bitswap only'))"
 
 ROOT_CID="" ADD_S=""
 setup_a() { # add the tree to A's store in place (--nocopy): only the index is written
@@ -367,7 +376,7 @@ run_shoal() { # NAME RUN
   sh_b connect "$addr" >"$WORK/log.connect" 2>&1 || die "shoal connect $addr failed: $(cat "$WORK/log.connect")"
   local a0 a1 b0 b1 rc=0 err="" verdict writeout=""
   a0=$(cpu_ticks "$A_PID"); b0=$(cpu_ticks "$B_PID")
-  /usr/bin/time -f '%e %U %S %M' -o "$tf" env SHOAL_HOME="$HOME_B" "$SHOAL" "${cmd[@]}" \
+  /usr/bin/time -f '%e %U %S %M' -o "$tf" timeout --foreground -k 10 "$LIMIT" env SHOAL_HOME="$HOME_B" "$SHOAL" "${cmd[@]}" \
     >"$WORK/log.$name" 2>&1 || rc=$?
   a1=$(cpu_ticks "$A_PID"); b1=$(cpu_ticks "$B_PID")
   local hwm_a hwm_b wall u s m
@@ -376,14 +385,16 @@ run_shoal() { # NAME RUN
   local stats="$WORK/stats.$name.$i.json" # B's exchange counters, if the build has them
   ((STATS)) && sh_b stats --json >"$stats" 2>/dev/null || rm -f "$stats"
   if ((rc)); then
-    err="shoal ${cmd[0]} exited $rc: $(tail -c 400 "$WORK/log.$name" | tr '\n' ' ')"
+    err="shoal ${cmd[0]} $(failed "$rc" "$WORK/log.$name")"
   elif [[ $name == shoal-pin ]]; then
     # the store-only fetch: check it by writing the files out of B's store
     local t0=$EPOCHREALTIME
-    if sh_b get "$ROOT_CID" -o "$out" >"$WORK/log.$name.get" 2>&1; then
-      writeout=$(awk -v a="$t0" -v b="$EPOCHREALTIME" 'BEGIN { printf "%.2f", b - a }')
+    timeout --foreground -k 10 "$LIMIT" env SHOAL_HOME="$HOME_B" "$SHOAL" get "$ROOT_CID" -o "$out" \
+      >"$WORK/log.$name.get" 2>&1 || rc=$?
+    if ((rc)); then
+      err="shoal get after pin add $(failed "$rc" "$WORK/log.$name.get")"
     else
-      err="shoal get after pin add failed: $(tail -c 400 "$WORK/log.$name.get" | tr '\n' ' ')"
+      writeout=$(awk -v a="$t0" -v b="$EPOCHREALTIME" 'BEGIN { printf "%.2f", b - a }')
     fi
   fi
   stop_pid "$B_PID"; B_PID=""

@@ -186,7 +186,11 @@ async function fetch (args) {
     out = undefined
     await unlink(outFile).catch(() => {})
     let hint = ''
-    if (helia != null && identified == null && step.startsWith('fetching')) {
+    if (useSession) {
+      hint = step.startsWith('fetching')
+        ? '\n  (DEBUG=helia:bitswap* shows which wants went out and which blocks came back)'
+        : ''
+    } else if (helia != null && identified == null && step.startsWith('fetching')) {
       hint = '\n  (js-libp2p accepted no identify record from the remote peer, so Helia does not know it' +
         ' speaks bitswap and sends it no wants; DEBUG=libp2p:identify* shows more, --session bypasses this)'
     } else if (identified != null && !identified.protocols.some(p => p.startsWith('/ipfs/bitswap'))) {
