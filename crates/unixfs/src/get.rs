@@ -54,7 +54,7 @@ pub fn check_name(name: &str) -> Result<(), String> {
 
 /// Whether a symlink at `rel` (relative to the output root) pointing at
 /// `target` stays inside the root.
-fn link_stays_inside(rel: &Path, target: &Path) -> bool {
+pub(crate) fn link_stays_inside(rel: &Path, target: &Path) -> bool {
     if target.is_absolute() {
         return false;
     }
@@ -235,7 +235,7 @@ fn under(out: &Path, rel: &Path) -> PathBuf {
     }
 }
 
-fn prepare_root(out: &Path, is_dir: bool) -> Result<(), ExportError> {
+pub(crate) fn prepare_root(out: &Path, is_dir: bool) -> Result<(), ExportError> {
     match std::fs::symlink_metadata(out) {
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
             if is_dir {
@@ -268,7 +268,7 @@ fn prepare_root(out: &Path, is_dir: bool) -> Result<(), ExportError> {
     }
 }
 
-fn set_mode(path: &Path, mode: Option<u32>) -> Result<(), ExportError> {
+pub(crate) fn set_mode(path: &Path, mode: Option<u32>) -> Result<(), ExportError> {
     use std::os::unix::fs::PermissionsExt;
     let Some(mode) = mode else { return Ok(()) };
     // never restore setuid/setgid bits from untrusted data
@@ -279,7 +279,7 @@ fn set_mode(path: &Path, mode: Option<u32>) -> Result<(), ExportError> {
     })
 }
 
-fn to_system_time(t: crate::data::Mtime) -> std::time::SystemTime {
+pub(crate) fn to_system_time(t: crate::data::Mtime) -> std::time::SystemTime {
     let base = std::time::UNIX_EPOCH;
     let nanos = std::time::Duration::from_nanos(u64::from(t.nsecs.min(999_999_999)));
     if t.secs >= 0 {

@@ -9,6 +9,7 @@ pub mod file;
 pub mod get;
 pub mod hamt;
 pub mod import;
+pub mod materialize;
 mod murmur;
 pub mod options;
 pub mod scan;
