@@ -206,12 +206,11 @@ pub fn get(a: GetArgs, json: bool) -> Result<()> {
             bar.finish_and_clear();
             r.with_context(|| format!("writing {} to {}", a.path, out.display()))?
         }
-        Backend::Remote(client) => client
-            .call(
-                "get",
-                json!({"path": a.path.to_string(), "output": out, "exchange": a.exchange}),
-            )
-            .with_context(|| format!("writing {} to {}", a.path, out.display()))?,
+        Backend::Remote(client) => {
+            let last = fetch(client, &a.path, &a.exchange, Some(&out), json)
+                .with_context(|| format!("writing {} to {}", a.path, out.display()))?;
+            serde_json::from_value(last["written"].clone()).context("the daemon's reply has no report")?
+        }
     };
     if json {
         output::json(&serde_json::to_value(&reply)?);
@@ -227,25 +226,30 @@ pub fn get(a: GetArgs, json: bool) -> Result<()> {
     Ok(())
 }
 
-/// Has the daemon fetch what `path` needs, showing its progress.
-pub fn fetch(client: &crate::client::Client, path: &IpfsPath, exchange: &str, json: bool) -> Result<()> {
+/// Has the daemon fetch what `path` needs (and write it to `output`),
+/// showing its progress; returns the daemon's last line.
+pub fn fetch(
+    client: &crate::client::Client,
+    path: &IpfsPath,
+    exchange: &str,
+    output: Option<&Path>,
+    json: bool,
+) -> Result<serde_json::Value> {
     let bar = output::transfer_bar(json, "fetching");
-    let mut failure = None;
-    client.lines(
-        "fetch",
-        json!({"path": path.to_string(), "exchange": exchange}),
-        |v| {
-            bar.set_position(v["bytes"].as_u64().unwrap_or(0));
-            if let Some(e) = v["error"].as_str() {
-                failure = Some(e.to_owned());
-            }
-        },
-    )?;
+    let mut last = serde_json::Value::Null;
+    let args = json!({"path": path.to_string(), "exchange": exchange, "output": output});
+    client.lines("fetch", args, |v| {
+        bar.set_position(v["bytes"].as_u64().unwrap_or(0));
+        last = v;
+    })?;
     bar.finish_and_clear();
-    match failure {
-        Some(e) => bail!("{e}"),
-        None => Ok(()),
+    if let Some(e) = last["error"].as_str() {
+        bail!("{e}");
     }
+    if last["done"].is_null() {
+        bail!("the daemon stopped answering before the fetch ended");
+    }
+    Ok(last)
 }
 
 #[derive(Args)]

@@ -57,7 +57,7 @@ pub fn pin(cmd: PinCmd, json: bool) -> Result<()> {
         } => {
             if let Backend::Remote(client) = &backend {
                 if !direct {
-                    crate::blocks::fetch(client, &path, &exchange, json)?;
+                    crate::blocks::fetch(client, &path, &exchange, None, json)?;
                 }
             }
             let args = json!({"path": path.to_string(), "direct": direct, "exchange": exchange});

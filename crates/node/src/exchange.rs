@@ -9,7 +9,7 @@
 //! disconnected and not asked again in this fetch.
 
 use crate::bitswap::{Bitswap, FetchError};
-use crate::sync::{DagSync, RequestError, WINDOW};
+use crate::sync::{DagSync, RequestError, Sink, WINDOW};
 use shoal_exchange::sync::wire::MAX_WANT;
 use shoal_exchange::sync::{EndStatus, Request};
 use shoal_ipld::path::IpfsPath;
@@ -17,6 +17,8 @@ use shoal_ipld::Cid;
 use shoal_net::{NodeHandle, PeerId};
 use shoal_store::{BlockStore, StoreError, Walk};
 use shoal_unixfs::export::{self, ExportError};
+use shoal_unixfs::get::GetReport;
+use shoal_unixfs::materialize::Materializer;
 use std::collections::HashSet;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
@@ -106,10 +108,60 @@ impl Exchange {
         timeout: Duration,
         progress: &Arc<Progress>,
     ) -> Result<FetchReport, FetchError> {
+        self.fetch_with(path, mode, timeout, progress, None).await
+    }
+
+    /// Fetches what `path` names and writes it to `out` (which must not
+    /// exist): blocks arriving over the sync are written at once, the rest
+    /// is written from the store at the end.
+    pub async fn fetch_to(
+        &self,
+        path: &IpfsPath,
+        out: &std::path::Path,
+        mode: Mode,
+        timeout: Duration,
+        progress: &Arc<Progress>,
+    ) -> Result<(Cid, GetReport, FetchReport), FetchError> {
+        let local_target = |store: &BlockStore, path: &IpfsPath| {
+            export::resolve_trail(store, path).map(|t| *t.last().expect("never empty"))
+        };
+        let (store, owned) = (self.store.clone(), path.clone());
+        let known = tokio::task::spawn_blocking(move || local_target(&store, &owned).ok())
+            .await
+            .unwrap_or(None);
+        let sink = known.map(|t| Arc::new(std::sync::Mutex::new(Materializer::new(t, out))));
+        let report = self
+            .fetch_with(path, mode, timeout, progress, sink.clone())
+            .await?;
+        let (store, owned, out) = (self.store.clone(), path.clone(), out.to_path_buf());
+        let written = tokio::task::spawn_blocking(move || {
+            let target = local_target(&store, &owned)?;
+            let m = match sink.and_then(|s| Arc::into_inner(s)) {
+                Some(m) => m.into_inner().unwrap_or_else(|p| p.into_inner()),
+                None => Materializer::new(target, &out),
+            };
+            m.finish(&store).map(|r| (target, r))
+        })
+        .await
+        .map_err(|e| FetchError::Path(e.to_string()))?
+        .map_err(|e| FetchError::Path(format!("{path}: {e}")))?;
+        Ok((written.0, written.1, report))
+    }
+
+    async fn fetch_with(
+        &self,
+        path: &IpfsPath,
+        mode: Mode,
+        timeout: Duration,
+        progress: &Arc<Progress>,
+        sink: Option<Sink>,
+    ) -> Result<FetchReport, FetchError> {
         let deadline = Instant::now() + timeout;
         let mut report = FetchReport::default();
         if mode != Mode::Bitswap {
-            let complete = self.sync_rounds(path, deadline, &mut report, progress).await?;
+            let complete = self
+                .sync_rounds(path, deadline, &mut report, progress, &sink)
+                .await?;
             if complete || mode == Mode::Sync {
                 return match complete {
                     true => Ok(report),
@@ -134,6 +186,7 @@ impl Exchange {
         deadline: Instant,
         report: &mut FetchReport,
         progress: &Arc<Progress>,
+        sink: &Option<Sink>,
     ) -> Result<bool, FetchError> {
         let mut done_with: HashSet<PeerId> = HashSet::new();
         let mut asked_dht = false;
@@ -151,7 +204,7 @@ impl Exchange {
                 continue;
             };
             let left = deadline.saturating_duration_since(Instant::now());
-            let result = tokio::time::timeout(left, self.sync.request(peer, &req, progress))
+            let result = tokio::time::timeout(left, self.sync.request(peer, &req, progress, sink.clone()))
                 .await
                 .map_err(|_| FetchError::Timeout(path.root, 0))?;
             match result {
@@ -171,6 +224,7 @@ impl Exchange {
                     let _ = self.net.block(peer, PENALTY).await;
                 }
                 Err(RequestError::Store(e)) => return Err(e.into()),
+                Err(RequestError::Local(e)) => return Err(FetchError::Path(format!("{path}: {e}"))),
                 Err(e) => {
                     tracing::debug!(%peer, "sync request failed: {e}");
                     done_with.insert(peer);

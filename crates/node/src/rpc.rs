@@ -286,11 +286,23 @@ async fn ensure_local(s: &ApiState, path: &IpfsPath, v: &Value) -> Result<(), Ap
         .map_err(|e| ApiError(StatusCode::NOT_FOUND, format!("{path}: {e}")))
 }
 
-/// `fetch`: makes a DAG local and streams progress as JSON lines
-/// (`{"blocks", "bytes"}` four times a second), then one last line with
-/// `"done"` (the fetch report) or `"error"`.
+#[derive(Deserialize)]
+struct FetchArg {
+    path: String,
+    /// Also write the DAG here (as `get`), while it arrives.
+    output: Option<PathBuf>,
+}
+
+/// `fetch`: makes a DAG local (and with `"output"`, writes it there as it
+/// arrives) and streams progress as JSON lines (`{"blocks", "bytes"}` four
+/// times a second), then one last line with `"done"` (the fetch report, and
+/// `"written"` for an output) or `"error"`.
 fn fetch_with_progress(s: &ApiState, v: Value) -> Reply {
-    let path = ipfs_path(&args::<PathArg>("fetch", v.clone())?.path)?;
+    let a: FetchArg = args("fetch", v.clone())?;
+    let path = ipfs_path(&a.path)?;
+    if a.output.as_ref().is_some_and(|o| !o.is_absolute()) {
+        return Err(bad("fetch: the output path must be absolute"));
+    }
     let mode = exchange_mode(&v)?;
     let (tx, rx) = tokio::sync::mpsc::channel::<Result<Bytes, std::io::Error>>(4);
     let exchange = s.exchange.clone();
@@ -298,7 +310,28 @@ fn fetch_with_progress(s: &ApiState, v: Value) -> Reply {
         let progress = Arc::new(Progress::default());
         let counts = |p: &Progress| json!({"blocks": p.blocks.load(Ordering::Relaxed), "bytes": p.bytes.load(Ordering::Relaxed)});
         let line = |v: Value| Ok(Bytes::from(format!("{v}\n")));
-        let fetch = exchange.fetch(&path, mode, FETCH_TIMEOUT, &progress);
+        let fetch = async {
+            match &a.output {
+                None => exchange
+                    .fetch(&path, mode, FETCH_TIMEOUT, &progress)
+                    .await
+                    .map(|r| (json!(r), None)),
+                Some(out) => {
+                    let (cid, w, r) = exchange
+                        .fetch_to(&path, out, mode, FETCH_TIMEOUT, &progress)
+                        .await?;
+                    let written = ops::GetReply {
+                        cid: cid.to_string(),
+                        output: out.clone(),
+                        files: w.files,
+                        dirs: w.dirs,
+                        symlinks: w.symlinks,
+                        bytes: w.bytes,
+                    };
+                    Ok((json!(r), Some(written)))
+                }
+            }
+        };
         tokio::pin!(fetch);
         let mut tick = tokio::time::interval(std::time::Duration::from_millis(250));
         let result = loop {
@@ -313,7 +346,12 @@ fn fetch_with_progress(s: &ApiState, v: Value) -> Reply {
         };
         let mut last = counts(&progress);
         match result {
-            Ok(report) => last["done"] = json!(report),
+            Ok((report, written)) => {
+                last["done"] = report;
+                if let Some(w) = written {
+                    last["written"] = json!(w);
+                }
+            }
             Err(e) => last["error"] = json!(format!("{path}: {e}")),
         }
         let _ = tx.send(line(last)).await;

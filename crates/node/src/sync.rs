@@ -81,7 +81,12 @@ pub enum RequestError {
     Violation(Violation),
     #[error("store: {0}")]
     Store(#[from] StoreError),
+    #[error("{0}")]
+    Local(String),
 }
+
+/// Where accepted blocks are also written as they arrive (a `get`).
+pub type Sink = Arc<Mutex<shoal_unixfs::materialize::Materializer>>;
 
 struct StoreDag<'a>(&'a BlockStore);
 
@@ -183,6 +188,7 @@ impl DagSync {
         peer: PeerId,
         req: &Request,
         progress: &Arc<Progress>,
+        sink: Option<Sink>,
     ) -> Result<Outcome, RequestError> {
         let streams = self.net.streams();
         let open = streams.open_stream(peer, PROTOCOL);
@@ -199,7 +205,8 @@ impl DagSync {
         let store = self.store.clone();
         let r = req.clone();
         let p = progress.clone();
-        let worker = tokio::task::spawn_blocking(move || consume(&store, &r, frame_rx, credit_tx, &p));
+        let worker =
+            tokio::task::spawn_blocking(move || consume(&store, &r, frame_rx, credit_tx, &p, sink.as_ref()));
         let reader = async move {
             loop {
                 let bytes = match tokio::time::timeout(IDLE, framing::read(&mut rd, MAX_FRAME)).await {
@@ -309,6 +316,7 @@ fn consume(
     mut frames: mpsc::Receiver<Frame>,
     credit_tx: mpsc::Sender<u64>,
     progress: &Progress,
+    sink: Option<&Sink>,
 ) -> Result<Outcome, RequestError> {
     let mut requester = Requester::new(req);
     let mut out = Outcome::default();
@@ -319,6 +327,13 @@ fn consume(
         match requester.handle(frame) {
             Ok(Event::Block { cid, data, .. }) => {
                 batch.put_verified(&cid, &data)?;
+                if let Some(m) = sink {
+                    let mut m = m.lock().unwrap_or_else(|p| p.into_inner());
+                    if let Err(e) = m.block(&cid, &data) {
+                        batch.commit()?;
+                        return Err(RequestError::Local(e.to_string()));
+                    }
+                }
                 out.blocks += 1;
                 out.bytes += data.len() as u64;
                 progress.add(1, data.len() as u64);
