@@ -136,7 +136,7 @@ impl Exchange {
         let (store, owned, out) = (self.store.clone(), path.clone(), out.to_path_buf());
         let written = tokio::task::spawn_blocking(move || {
             let target = local_target(&store, &owned)?;
-            let m = match sink.and_then(|s| Arc::into_inner(s)) {
+            let m = match sink.and_then(Arc::into_inner) {
                 Some(m) => m.into_inner().unwrap_or_else(|p| p.into_inner()),
                 None => Materializer::new(target, &out),
             };
