@@ -292,6 +292,9 @@ impl Materializer {
     }
 
     fn part(&mut self, cid: &Cid, bytes: &[u8], file: usize, offset: u64) -> Result<(), ExportError> {
+        if shoal_ipld::Codec::of(cid).ok() == Some(shoal_ipld::Codec::Raw) {
+            return self.write_at(file, offset, bytes); // leaves: no decoding, no copy
+        }
         match export::decode(cid, bytes.to_vec())? {
             Node::Raw(data) => self.write_at(file, offset, &data),
             Node::Pb { node, data } if matches!(data.kind, NodeType::File | NodeType::Raw) => {
