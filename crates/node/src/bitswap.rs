@@ -38,6 +38,30 @@ pub struct BitswapStats {
 
 type Incoming = (PeerId, Message);
 
+/// Verified blocks not yet written: stored together (one transaction)
+/// every `STORE_BYTES` or `STORE_EVERY`, and at the end of the session.
+#[derive(Default)]
+struct Unstored {
+    blocks: Vec<(Cid, Vec<u8>)>,
+    bytes: usize,
+    since: Option<Instant>,
+}
+
+const STORE_BYTES: usize = 32 << 20;
+const STORE_EVERY: Duration = Duration::from_secs(1);
+
+impl Unstored {
+    fn add(&mut self, cid: Cid, data: Vec<u8>) {
+        self.since.get_or_insert_with(Instant::now);
+        self.bytes += data.len();
+        self.blocks.push((cid, data));
+    }
+
+    fn is_due(&self) -> bool {
+        self.bytes >= STORE_BYTES || self.since.is_some_and(|t| t.elapsed() >= STORE_EVERY)
+    }
+}
+
 /// The bitswap service of one node.
 pub struct Bitswap {
     store: Arc<BlockStore>,
@@ -249,6 +273,8 @@ impl Bitswap {
         }
         let mut fetched = 0u64;
         let mut asked_dht = false;
+        let mut received: HashSet<Cid> = HashSet::new();
+        let mut unstored = Unstored::default();
         while !session.is_done() {
             if Instant::now() > deadline {
                 return Err(FetchError::Timeout(root, session.outstanding()));
@@ -285,10 +311,17 @@ impl Bitswap {
                 match session.handle_block(&peer, cid) {
                     Verdict::Accept => {
                         fetched += 1;
-                        progress.add(1, data.len() as u64);
                         self.stats.blocks_received.fetch_add(1, Ordering::Relaxed);
-                        for child in self.store_block(cid, data).await? {
+                        progress.add(1, data.len() as u64);
+                        let links = dagpb::links(&cid, &data)
+                            .map_err(|e| FetchError::Malformed(cid, e.to_string()))?;
+                        for child in self.not_stored(links, &received).await? {
                             session.want(child);
+                        }
+                        received.insert(cid);
+                        unstored.add(cid, data);
+                        if unstored.is_due() {
+                            self.store_blocks(&mut unstored).await?;
                         }
                     }
                     Verdict::Duplicate => {}
@@ -303,6 +336,7 @@ impl Bitswap {
                 }
             }
         }
+        self.store_blocks(&mut unstored).await?;
         Ok(fetched)
     }
 
@@ -325,12 +359,33 @@ impl Bitswap {
         }
     }
 
-    /// Stores a verified block; returns the links not yet in the store.
-    async fn store_block(&self, cid: Cid, data: Vec<u8>) -> Result<Vec<Cid>, FetchError> {
+    /// Writes the received blocks in one store transaction.
+    async fn store_blocks(&self, unstored: &mut Unstored) -> Result<(), FetchError> {
+        let blocks = std::mem::take(unstored).blocks;
+        if blocks.is_empty() {
+            return Ok(());
+        }
         let store = self.store.clone();
         tokio::task::spawn_blocking(move || {
-            let links = dagpb::links(&cid, &data).map_err(|e| FetchError::Malformed(cid, e.to_string()))?;
-            store.put(&cid, &data)?;
+            let mut batch = store.batch();
+            for (cid, data) in &blocks {
+                batch.put_verified(cid, data)?;
+            }
+            batch.commit()
+        })
+        .await
+        .map_err(|e| FetchError::Path(e.to_string()))??;
+        Ok(())
+    }
+
+    /// The `links` neither stored nor received in this session.
+    async fn not_stored(&self, links: Vec<Cid>, received: &HashSet<Cid>) -> Result<Vec<Cid>, FetchError> {
+        let links: Vec<Cid> = links.into_iter().filter(|l| !received.contains(l)).collect();
+        if links.is_empty() {
+            return Ok(links);
+        }
+        let store = self.store.clone();
+        tokio::task::spawn_blocking(move || {
             let mut missing = Vec::new();
             for l in links {
                 if !store.has(&l)? {
@@ -340,7 +395,7 @@ impl Bitswap {
             Ok(missing)
         })
         .await
-        .map_err(|e| FetchError::Malformed(cid, e.to_string()))?
+        .map_err(|e| FetchError::Path(e.to_string()))?
     }
 
     /// The blocks of `root`'s DAG not in the store (walking what is there).

@@ -13,8 +13,9 @@ use std::time::{Duration, Instant};
 pub struct SessionConfig {
     /// Most blocks requested and not yet received, over all peers.
     pub window: usize,
-    /// Most outstanding requests per peer (keeps js peers under their
-    /// 4 MiB stream buffer with 256 KiB blocks: 12 × 256 KiB = 3 MiB).
+    /// Most outstanding requests per peer (enough to cover the round trip
+    /// of a loopback or LAN peer serving 256 KiB–1 MiB blocks; checked
+    /// against Helia in `tests/helia.rs`).
     pub per_peer: usize,
     /// A request unanswered this long is asked again (of another peer when
     /// there is one).
@@ -24,8 +25,8 @@ pub struct SessionConfig {
 impl Default for SessionConfig {
     fn default() -> Self {
         SessionConfig {
-            window: 256,
-            per_peer: 12,
+            window: 512,
+            per_peer: 64,
             timeout: Duration::from_secs(5),
         }
     }
