@@ -1,7 +1,7 @@
 //! Interop with peers no one here wrote: a Helia 7 node (npm `helia`,
 //! `@helia/unixfs`) fetches from a shoal daemon over bitswap and serves one,
-//! and a plain js-libp2p 3 node pings, identifies and asks shoal's DHT for
-//! closer peers (FIND_NODE). The JS side is `tests/interop/helia/`, run
+//! and a plain js-libp2p 3 node pings, identifies (and verifies shoal's
+//! signed peer record) and asks shoal's DHT for closer peers (FIND_NODE). The JS side is `tests/interop/helia/`, run
 //! with Node 24 (`scripts/node24.sh`; `$SHOAL_NODE24` overrides).
 
 mod support;
@@ -138,6 +138,10 @@ fn js_libp2p_pings_identifies_and_gets_find_node_answers() {
     ] {
         assert!(protocols.contains(p), "{p} not announced: {probe}");
     }
+    // js-libp2p verified shoal's signed peer record (standard envelope)
+    assert_eq!(probe["peer_record"], true, "{probe}");
+    let certified = probe["certified_addrs"].as_array().map_or(0, Vec::len);
+    assert!(certified > 0, "no certified addresses: {probe}");
     let find = &probe["find_node"];
     assert_eq!(find["remote_answered"], true, "{probe}");
     assert!(

@@ -6,8 +6,7 @@ use libp2p::kad::store::MemoryStore;
 use libp2p::swarm::behaviour::toggle::Toggle;
 use libp2p::swarm::NetworkBehaviour;
 use libp2p::{
-    allow_block_list, autonat, connection_limits, dcutr, identify, kad, mdns, ping, relay, PeerId,
-    StreamProtocol,
+    allow_block_list, autonat, connection_limits, dcutr, kad, mdns, ping, relay, PeerId, StreamProtocol,
 };
 use std::time::Duration;
 
@@ -21,7 +20,7 @@ pub struct Behaviour {
     pub limits: connection_limits::Behaviour,
     /// Peers penalised for misbehaving: no connections either way.
     pub blocked: allow_block_list::Behaviour<allow_block_list::BlockedPeers>,
-    pub identify: identify::Behaviour,
+    pub identify: crate::id::Behaviour,
     pub ping: ping::Behaviour,
     pub kad: kad::Behaviour<MemoryStore>,
     pub autonat: autonat::Behaviour,
@@ -45,13 +44,10 @@ impl Behaviour {
             .with_max_pending_incoming(Some(cfg.max_pending))
             .with_max_pending_outgoing(Some(cfg.max_pending))
             .with_max_established_per_peer(Some(cfg.max_per_peer));
-        let identify = identify::Behaviour::new(
-            // no signed peer record: rust-libp2p's identify signs it in a legacy
-            // format (domain "libp2p-routing-state") that go and js reject, and
-            // js-libp2p then drops the whole identify message (rust-libp2p #6204)
-            identify::Config::new(ID_PROTOCOL_VERSION.into(), key.public())
-                .with_agent_version(format!("shoal/{}", env!("CARGO_PKG_VERSION")))
-                .with_push_listen_addr_updates(true),
+        let identify = crate::id::Behaviour::new(
+            key,
+            ID_PROTOCOL_VERSION,
+            &format!("shoal/{}", env!("CARGO_PKG_VERSION")),
         );
         let mut kad_cfg = kad::Config::new(KAD_PROTOCOL);
         kad_cfg.set_query_timeout(Duration::from_secs(30));

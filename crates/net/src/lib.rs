@@ -1,10 +1,12 @@
-//! shoal's libp2p host: TCP and QUIC with Noise and Yamux, identify, ping, Kademlia, AutoNAT, relay client with DCUtR, mDNS,
+//! shoal's libp2p host: TCP and QUIC with Noise and Yamux, identify with
+//! standard signed peer records (our own: see `id`), ping, Kademlia, AutoNAT, relay client with DCUtR, mDNS,
 //! explicit connection limits, and raw protocol streams for the exchange.
 //!
 //! One task owns the swarm ([`node::start`]); callers use a [`NodeHandle`].
 
 pub mod behaviour;
 pub mod config;
+pub mod id;
 pub mod identity;
 pub mod node;
 pub mod streams;

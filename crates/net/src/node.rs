@@ -10,7 +10,7 @@ use libp2p::kad::{self, GetProvidersOk, QueryId, QueryResult, RecordKey};
 use libp2p::multiaddr::Protocol;
 use libp2p::swarm::dial_opts::DialOpts;
 use libp2p::swarm::{ConnectionId, SwarmEvent};
-use libp2p::{identify, mdns, noise, tcp, yamux, Multiaddr, PeerId, Swarm};
+use libp2p::{mdns, noise, tcp, yamux, Multiaddr, PeerId, Swarm};
 use std::collections::{HashMap, HashSet};
 use std::time::{Duration, Instant};
 use tokio::sync::{mpsc, oneshot};
@@ -414,7 +414,7 @@ impl Driver {
 
     fn on_behaviour(&mut self, ev: BehaviourEvent) {
         match ev {
-            BehaviourEvent::Identify(identify::Event::Received { peer_id, info, .. }) => {
+            BehaviourEvent::Identify(crate::id::Event::Received { peer_id, info }) => {
                 let speaks_kad = info.protocols.contains(&crate::behaviour::KAD_PROTOCOL);
                 if speaks_kad {
                     for addr in &info.listen_addrs {

@@ -254,7 +254,7 @@ impl NetworkBehaviour for Behaviour {
 }
 
 /// Negotiates any of a list of protocols and hands the stream over as is.
-pub struct Upgrade(Vec<StreamProtocol>);
+pub struct Upgrade(pub(crate) Vec<StreamProtocol>);
 
 impl UpgradeInfo for Upgrade {
     type Info = StreamProtocol;

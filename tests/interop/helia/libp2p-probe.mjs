@@ -260,6 +260,11 @@ async function main () {
       report.protocols = id.protocols
       report.listen_addrs = id.listenAddrs
       report.identify_source = id.source
+      // what js-libp2p made of the signed peer record: it keeps the envelope
+      // and marks the addresses from it as certified only if it verified
+      const stored = await node.peerStore.get(remote)
+      report.peer_record = stored.peerRecordEnvelope != null
+      report.certified_addrs = stored.addresses.filter(a => a.isCertified).map(a => a.multiaddr.toString())
       if (!id.protocols.includes(KAD_PROTOCOL)) {
         report.errors.push(`identify: the remote peer does not list ${KAD_PROTOCOL} (is its DHT in client mode?)`)
       }
