@@ -3,6 +3,9 @@
 # python3: installs what the tests need, builds, then runs the suite.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+# shellcheck source=scripts/dev-null.sh
+. scripts/dev-null.sh
+fix_dev_null
 exec </dev/null  # nothing here reads input; keep tools (rustc probes) off any inherited stdin
 
 echo "== installing the JS reference harness and the Helia/js-libp2p peers (npm ci)"
@@ -13,13 +16,14 @@ SHOAL_NODE24="$(scripts/node24.sh)"
 export SHOAL_NODE24
 
 echo "== building"
-# rustc's target-info probe has failed spuriously here once after other cargo
-# runs (a cached failure in target/.rustc_info.json); drop the cache and retry once
+# (see scripts/dev-null.sh for why a cargo run can fail in rustc's probe)
 if ! cargo build --workspace --locked --all-targets; then
   echo "== build failed; retrying once without target/.rustc_info.json"
   rm -f target/.rustc_info.json
+  fix_dev_null
   cargo build --workspace --locked --all-targets
 fi
 
 echo "== testing"
+fix_dev_null
 cargo test --workspace --locked
