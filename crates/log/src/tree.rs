@@ -1,0 +1,295 @@
+//! The Merkle tree over a log's entries, its signed head, and inclusion
+//! proofs. Hashes (SHA-256, with a type byte so a leaf can never pass for
+//! a parent; sizes little-endian):
+//!
+//! ```text
+//! leaf   = H(0x00 || u64 len || data)
+//! parent = H(0x01 || u64 size(left)+size(right) || left.hash || right.hash)
+//! tree   = H(0x02 || for each root, left to right: root.hash || u64 index || u64 size)
+//! signed = ed25519("shoal-log/1\0" || u64 fork || u64 length || tree)
+//! ```
+
+use crate::flat;
+use ed25519_dalek::{Signature, Signer, SigningKey, VerifyingKey};
+use sha2::{Digest, Sha256};
+use std::collections::BTreeMap;
+
+const DOMAIN: &[u8] = b"shoal-log/1\0";
+
+/// One node of the tree: a leaf (an entry) or a parent.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Node {
+    pub index: u64,
+    pub hash: [u8; 32],
+    /// Bytes of all entries under this node.
+    pub size: u64,
+}
+
+impl Node {
+    pub fn leaf(entry: u64, data: &[u8]) -> Node {
+        let mut h = Sha256::new();
+        h.update([0x00]);
+        h.update((data.len() as u64).to_le_bytes());
+        h.update(data);
+        Node {
+            index: entry * 2,
+            hash: h.finalize().into(),
+            size: data.len() as u64,
+        }
+    }
+
+    pub fn parent(left: &Node, right: &Node) -> Node {
+        let size = left.size + right.size;
+        let mut h = Sha256::new();
+        h.update([0x01]);
+        h.update(size.to_le_bytes());
+        h.update(left.hash);
+        h.update(right.hash);
+        Node {
+            index: flat::parent(left.index),
+            hash: h.finalize().into(),
+            size,
+        }
+    }
+}
+
+/// The hash naming a whole tree: its roots, in order.
+pub fn tree_hash(roots: &[Node]) -> [u8; 32] {
+    let mut h = Sha256::new();
+    h.update([0x02]);
+    for r in roots {
+        h.update(r.hash);
+        h.update(r.index.to_le_bytes());
+        h.update(r.size.to_le_bytes());
+    }
+    h.finalize().into()
+}
+
+/// What the writer signs: the log at one length.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct SignedHead {
+    /// Bumped whenever the log is truncated (a new history).
+    pub fork: u64,
+    pub length: u64,
+    pub tree_hash: [u8; 32],
+    pub signature: [u8; 64],
+}
+
+fn signable(fork: u64, length: u64, tree_hash: &[u8; 32]) -> Vec<u8> {
+    let mut m = DOMAIN.to_vec();
+    m.extend_from_slice(&fork.to_le_bytes());
+    m.extend_from_slice(&length.to_le_bytes());
+    m.extend_from_slice(tree_hash);
+    m
+}
+
+impl SignedHead {
+    pub fn verify(&self, key: &VerifyingKey) -> Result<(), TreeError> {
+        let sig = Signature::from_bytes(&self.signature);
+        key.verify_strict(&signable(self.fork, self.length, &self.tree_hash), &sig)
+            .map_err(|_| TreeError::BadSignature)
+    }
+}
+
+/// Proof that entry `entry` (with given bytes) is in a log of `length`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Proof {
+    pub entry: u64,
+    /// Siblings from the leaf up to the root that covers it.
+    pub path: Vec<Node>,
+    /// All roots of the tree at `length`.
+    pub roots: Vec<Node>,
+}
+
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum TreeError {
+    #[error("the signature does not match the log head")]
+    BadSignature,
+    #[error("entry {0} is beyond the log's length {1}")]
+    OutOfRange(u64, u64),
+    #[error("bad proof: {0}")]
+    BadProof(&'static str),
+}
+
+/// A log's tree in memory (the caller persists the nodes).
+#[derive(Clone, Debug, Default)]
+pub struct Tree {
+    nodes: BTreeMap<u64, Node>,
+    length: u64,
+    pub fork: u64,
+}
+
+impl Tree {
+    pub fn length(&self) -> u64 {
+        self.length
+    }
+
+    pub fn node(&self, index: u64) -> Option<&Node> {
+        self.nodes.get(&index)
+    }
+
+    /// Appends one entry; returns the nodes created (the leaf and every
+    /// parent it completes), for the caller to store.
+    pub fn append(&mut self, data: &[u8]) -> Vec<Node> {
+        let mut node = Node::leaf(self.length, data);
+        let mut created = vec![node];
+        self.nodes.insert(node.index, node);
+        // climb while the left sibling exists (we are a right child)
+        while flat::offset(node.index) % 2 == 1 {
+            let left = self.nodes[&flat::sibling(node.index)];
+            node = Node::parent(&left, &node);
+            self.nodes.insert(node.index, node);
+            created.push(node);
+        }
+        self.length += 1;
+        created
+    }
+
+    pub fn roots(&self) -> Vec<Node> {
+        flat::full_roots(self.length)
+            .iter()
+            .map(|i| self.nodes[i])
+            .collect()
+    }
+
+    pub fn hash(&self) -> [u8; 32] {
+        tree_hash(&self.roots())
+    }
+
+    /// Signs the current head.
+    pub fn sign(&self, key: &SigningKey) -> SignedHead {
+        let tree_hash = self.hash();
+        let sig = key.sign(&signable(self.fork, self.length, &tree_hash));
+        SignedHead {
+            fork: self.fork,
+            length: self.length,
+            tree_hash,
+            signature: sig.to_bytes(),
+        }
+    }
+
+    /// Proof that `entry` is in the log at its current length.
+    pub fn proof(&self, entry: u64) -> Result<Proof, TreeError> {
+        if entry >= self.length {
+            return Err(TreeError::OutOfRange(entry, self.length));
+        }
+        let roots = self.roots();
+        let mut i = entry * 2;
+        let mut path = Vec::new();
+        while !roots.iter().any(|r| r.index == i) {
+            path.push(self.nodes[&flat::sibling(i)]);
+            i = flat::parent(i);
+        }
+        Ok(Proof { entry, path, roots })
+    }
+}
+
+impl Proof {
+    /// Checks that `data` is entry `self.entry` of the log `head` names
+    /// (the head's signature is checked separately, with the writer's key).
+    pub fn verify(&self, data: &[u8], head: &SignedHead) -> Result<(), TreeError> {
+        if self.entry >= head.length {
+            return Err(TreeError::OutOfRange(self.entry, head.length));
+        }
+        let want: Vec<u64> = flat::full_roots(head.length);
+        if want.len() != self.roots.len() || want.iter().zip(&self.roots).any(|(i, r)| *i != r.index) {
+            return Err(TreeError::BadProof("roots do not fit the length"));
+        }
+        if tree_hash(&self.roots) != head.tree_hash {
+            return Err(TreeError::BadProof("roots do not hash to the signed tree"));
+        }
+        let mut node = Node::leaf(self.entry, data);
+        for sib in &self.path {
+            if sib.index != flat::sibling(node.index) {
+                return Err(TreeError::BadProof("a path node is not the sibling"));
+            }
+            node = if sib.index < node.index {
+                Node::parent(sib, &node)
+            } else {
+                Node::parent(&node, sib)
+            };
+        }
+        match self.roots.iter().find(|r| r.index == node.index) {
+            Some(r) if *r == node => Ok(()),
+            Some(_) => Err(TreeError::BadProof("the entry does not hash to its root")),
+            None => Err(TreeError::BadProof("the path does not end at a root")),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn key() -> SigningKey {
+        SigningKey::from_bytes(&[7u8; 32])
+    }
+
+    fn entry(i: u64) -> Vec<u8> {
+        format!("entry {i}").into_bytes().repeat(1 + (i as usize % 3))
+    }
+
+    #[test]
+    fn every_entry_of_every_length_proves_and_nothing_else_does() {
+        let k = key();
+        let mut t = Tree::default();
+        for len in 1..=40u64 {
+            t.append(&entry(len - 1));
+            let head = t.sign(&k);
+            head.verify(&k.verifying_key()).unwrap();
+            for e in 0..len {
+                let p = t.proof(e).unwrap();
+                p.verify(&entry(e), &head).unwrap();
+                assert!(
+                    p.verify(b"forged", &head).is_err(),
+                    "a forged entry {e} passed at {len}"
+                );
+            }
+            assert_eq!(t.proof(len), Err(TreeError::OutOfRange(len, len)));
+        }
+    }
+
+    #[test]
+    fn tampering_is_detected() {
+        let k = key();
+        let mut t = Tree::default();
+        for i in 0..13 {
+            t.append(&entry(i));
+        }
+        let head = t.sign(&k);
+        // another key, or another length/fork under the same signature
+        assert_eq!(
+            head.verify(&SigningKey::from_bytes(&[8u8; 32]).verifying_key()),
+            Err(TreeError::BadSignature)
+        );
+        let mut longer = head;
+        longer.length += 1;
+        assert_eq!(longer.verify(&k.verifying_key()), Err(TreeError::BadSignature));
+        let mut forked = head;
+        forked.fork = 1;
+        assert_eq!(forked.verify(&k.verifying_key()), Err(TreeError::BadSignature));
+        // a proof with a changed sibling or a dropped root
+        let mut p = t.proof(5).unwrap();
+        p.path[0].hash[0] ^= 1;
+        assert!(p.verify(&entry(5), &head).is_err());
+        let mut p = t.proof(5).unwrap();
+        p.roots.pop();
+        assert!(p.verify(&entry(5), &head).is_err());
+        // the same data at another index is not that entry
+        let p = t.proof(6).unwrap();
+        assert!(p.verify(&entry(5), &head).is_err());
+    }
+
+    #[test]
+    fn append_creates_the_leaf_and_the_parents_it_completes() {
+        let mut t = Tree::default();
+        assert_eq!(t.append(b"a").len(), 1);
+        let created = t.append(b"b");
+        assert_eq!(created.iter().map(|n| n.index).collect::<Vec<_>>(), vec![2, 1]);
+        t.append(b"c");
+        let created = t.append(b"d");
+        assert_eq!(created.iter().map(|n| n.index).collect::<Vec<_>>(), vec![6, 5, 3]);
+        assert_eq!(t.roots().len(), 1);
+        assert_eq!(t.node(3).unwrap().size, 4);
+    }
+}
