@@ -101,6 +101,16 @@ pub struct Proof {
     pub roots: Vec<Node>,
 }
 
+/// Proof that a log at a new length extends the log at an old length
+/// (append-only: same entries, more of them): for each old root, the
+/// siblings up to the new root that covers it, plus the new roots.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct UpgradeProof {
+    pub old_length: u64,
+    pub paths: Vec<Vec<Node>>,
+    pub roots: Vec<Node>,
+}
+
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum TreeError {
     #[error("the signature does not match the log head")]
@@ -168,6 +178,30 @@ impl Tree {
         }
     }
 
+    /// Proof that the log now extends what it was at `old_length`.
+    pub fn upgrade_proof(&self, old_length: u64) -> Result<UpgradeProof, TreeError> {
+        if old_length > self.length {
+            return Err(TreeError::OutOfRange(old_length, self.length));
+        }
+        let roots = self.roots();
+        let paths = flat::full_roots(old_length)
+            .into_iter()
+            .map(|mut i| {
+                let mut path = Vec::new();
+                while !roots.iter().any(|r| r.index == i) {
+                    path.push(self.nodes[&flat::sibling(i)]);
+                    i = flat::parent(i);
+                }
+                path
+            })
+            .collect();
+        Ok(UpgradeProof {
+            old_length,
+            paths,
+            roots,
+        })
+    }
+
     /// Proof that `entry` is in the log at its current length.
     pub fn proof(&self, entry: u64) -> Result<Proof, TreeError> {
         if entry >= self.length {
@@ -191,29 +225,66 @@ impl Proof {
         if self.entry >= head.length {
             return Err(TreeError::OutOfRange(self.entry, head.length));
         }
-        let want: Vec<u64> = flat::full_roots(head.length);
-        if want.len() != self.roots.len() || want.iter().zip(&self.roots).any(|(i, r)| *i != r.index) {
-            return Err(TreeError::BadProof("roots do not fit the length"));
-        }
-        if tree_hash(&self.roots) != head.tree_hash {
-            return Err(TreeError::BadProof("roots do not hash to the signed tree"));
-        }
-        let mut node = Node::leaf(self.entry, data);
-        for sib in &self.path {
-            if sib.index != flat::sibling(node.index) {
-                return Err(TreeError::BadProof("a path node is not the sibling"));
-            }
-            node = if sib.index < node.index {
-                Node::parent(sib, &node)
-            } else {
-                Node::parent(&node, sib)
-            };
-        }
+        check_roots(&self.roots, head.length, &head.tree_hash)?;
+        let node = climb(Node::leaf(self.entry, data), &self.path)?;
         match self.roots.iter().find(|r| r.index == node.index) {
             Some(r) if *r == node => Ok(()),
             Some(_) => Err(TreeError::BadProof("the entry does not hash to its root")),
             None => Err(TreeError::BadProof("the path does not end at a root")),
         }
+    }
+}
+
+/// Climbs from `node` with `path`'s siblings; the node reached.
+fn climb(mut node: Node, path: &[Node]) -> Result<Node, TreeError> {
+    for sib in path {
+        if sib.index != flat::sibling(node.index) {
+            return Err(TreeError::BadProof("a path node is not the sibling"));
+        }
+        node = if sib.index < node.index {
+            Node::parent(sib, &node)
+        } else {
+            Node::parent(&node, sib)
+        };
+    }
+    Ok(node)
+}
+
+/// Checks `roots` are the roots of a log of `length` and hash to `tree`.
+fn check_roots(roots: &[Node], length: u64, tree: &[u8; 32]) -> Result<(), TreeError> {
+    let want = flat::full_roots(length);
+    if want.len() != roots.len() || want.iter().zip(roots).any(|(i, r)| *i != r.index) {
+        return Err(TreeError::BadProof("roots do not fit the length"));
+    }
+    if tree_hash(roots) != *tree {
+        return Err(TreeError::BadProof("roots do not hash to the signed tree"));
+    }
+    Ok(())
+}
+
+impl UpgradeProof {
+    /// Checks that `new` (whose signature is checked separately) extends the
+    /// log whose roots at `self.old_length` were `old_roots` (trusted: from
+    /// a verified earlier head).
+    pub fn verify(&self, old_roots: &[Node], new: &SignedHead) -> Result<(), TreeError> {
+        if self.old_length > new.length {
+            return Err(TreeError::BadProof("the new head is shorter"));
+        }
+        check_roots(&self.roots, new.length, &new.tree_hash)?;
+        let want = flat::full_roots(self.old_length);
+        if old_roots.len() != want.len() || self.paths.len() != want.len() {
+            return Err(TreeError::BadProof("not one path per old root"));
+        }
+        for ((old, want), path) in old_roots.iter().zip(&want).zip(&self.paths) {
+            if old.index != *want {
+                return Err(TreeError::BadProof("old roots do not fit the old length"));
+            }
+            let top = climb(*old, path)?;
+            if !self.roots.contains(&top) {
+                return Err(TreeError::BadProof("an old root does not lead to a new root"));
+            }
+        }
+        Ok(())
     }
 }
 
@@ -278,6 +349,36 @@ mod tests {
         // the same data at another index is not that entry
         let p = t.proof(6).unwrap();
         assert!(p.verify(&entry(5), &head).is_err());
+    }
+
+    #[test]
+    fn a_longer_log_proves_it_extends_a_shorter_one_and_a_rewrite_does_not() {
+        let k = key();
+        let mut t = Tree::default();
+        let mut old_roots = vec![Vec::new()];
+        for len in 1..=30u64 {
+            t.append(&entry(len - 1));
+            old_roots.push(t.roots());
+            let head = t.sign(&k);
+            for old in 0..=len {
+                let p = t.upgrade_proof(old).unwrap();
+                p.verify(&old_roots[old as usize], &head).unwrap();
+            }
+        }
+        // a writer that rewrote entry 3 cannot prove it extends the old log
+        let mut other = Tree::default();
+        for i in 0..30u64 {
+            let data = if i == 3 { b"rewritten".to_vec() } else { entry(i) };
+            other.append(&data);
+        }
+        let head = other.sign(&k);
+        for old in 4..30u64 {
+            let p = other.upgrade_proof(old).unwrap();
+            assert!(
+                p.verify(&old_roots[old as usize], &head).is_err(),
+                "rewrite passed for {old}"
+            );
+        }
     }
 
     #[test]
