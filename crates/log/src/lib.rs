@@ -6,4 +6,4 @@
 pub mod flat;
 pub mod tree;
 
-pub use tree::{Node, Proof, SignedHead, Tree, TreeError, UpgradeProof};
+pub use tree::{Node, Proof, RangeProof, SignedHead, Tree, TreeError, UpgradeProof};

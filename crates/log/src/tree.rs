@@ -101,6 +101,16 @@ pub struct Proof {
     pub roots: Vec<Node>,
 }
 
+/// Proof that entries `start..end` (given with the proof) are in a log:
+/// the sibling nodes none of those entries can produce, plus the roots.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RangeProof {
+    pub start: u64,
+    pub end: u64,
+    pub nodes: Vec<Node>,
+    pub roots: Vec<Node>,
+}
+
 /// Proof that a log at a new length extends the log at an old length
 /// (append-only: same entries, more of them): for each old root, the
 /// siblings up to the new root that covers it, plus the new roots.
@@ -202,6 +212,53 @@ impl Tree {
         })
     }
 
+    /// Proof that entries `start..end` are in the log at its current length.
+    pub fn range_proof(&self, start: u64, end: u64) -> Result<RangeProof, TreeError> {
+        if start >= end || end > self.length {
+            return Err(TreeError::OutOfRange(end, self.length));
+        }
+        let roots = self.roots();
+        let root_set: Vec<u64> = roots.iter().map(|r| r.index).collect();
+        let mut known: BTreeMap<u64, ()> = (start..end).map(|e| (e * 2, ())).collect();
+        let mut nodes = Vec::new();
+        // climb level by level: a sibling nobody below can compute goes in the proof
+        loop {
+            let below: Vec<u64> = known.keys().copied().filter(|i| !root_set.contains(i)).collect();
+            if below.is_empty() {
+                break;
+            }
+            for i in below {
+                known.remove(&i);
+                let sib = flat::sibling(i);
+                if !known.contains_key(&sib) && !nodes.iter().any(|n: &Node| n.index == sib) {
+                    let computable = flat::span(sib).0 >= start * 2 && flat::span(sib).1 < end * 2;
+                    if !computable {
+                        nodes.push(self.nodes[&sib]);
+                    }
+                }
+                known.insert(flat::parent(i), ());
+            }
+        }
+        Ok(RangeProof {
+            start,
+            end,
+            nodes,
+            roots,
+        })
+    }
+
+    /// Cuts the log back to `length` entries and starts a new fork: heads
+    /// signed from now on can never be confused with the old history.
+    pub fn truncate(&mut self, length: u64) -> Result<(), TreeError> {
+        if length > self.length {
+            return Err(TreeError::OutOfRange(length, self.length));
+        }
+        self.nodes.retain(|&i, _| flat::span(i).1 < length * 2);
+        self.length = length;
+        self.fork += 1;
+        Ok(())
+    }
+
     /// Proof that `entry` is in the log at its current length.
     pub fn proof(&self, entry: u64) -> Result<Proof, TreeError> {
         if entry >= self.length {
@@ -260,6 +317,59 @@ fn check_roots(roots: &[Node], length: u64, tree: &[u8; 32]) -> Result<(), TreeE
         return Err(TreeError::BadProof("roots do not hash to the signed tree"));
     }
     Ok(())
+}
+
+impl RangeProof {
+    /// Checks that `entries` are entries `start..end` of the log `head`
+    /// names (the head's signature is checked separately).
+    pub fn verify(&self, entries: &[&[u8]], head: &SignedHead) -> Result<(), TreeError> {
+        if self.start >= self.end || self.end > head.length || entries.len() as u64 != self.end - self.start {
+            return Err(TreeError::BadProof(
+                "the range does not fit the head or the entries",
+            ));
+        }
+        check_roots(&self.roots, head.length, &head.tree_hash)?;
+        let extra: BTreeMap<u64, Node> = self.nodes.iter().map(|n| (n.index, *n)).collect();
+        let mut known: BTreeMap<u64, Node> = entries
+            .iter()
+            .enumerate()
+            .map(|(k, d)| {
+                let n = Node::leaf(self.start + k as u64, d);
+                (n.index, n)
+            })
+            .collect();
+        let mut reached = Vec::new();
+        for _ in 0..64 {
+            if known.is_empty() {
+                break;
+            }
+            let mut next = BTreeMap::new();
+            for (&i, node) in &known {
+                if let Some(r) = self.roots.iter().find(|r| r.index == i) {
+                    if r != node {
+                        return Err(TreeError::BadProof("an entry does not hash to its root"));
+                    }
+                    reached.push(i);
+                    continue;
+                }
+                let sib = flat::sibling(i);
+                let Some(s) = known.get(&sib).or_else(|| extra.get(&sib)) else {
+                    return Err(TreeError::BadProof("a needed node is missing"));
+                };
+                let p = if sib < i {
+                    Node::parent(s, node)
+                } else {
+                    Node::parent(node, s)
+                };
+                next.insert(p.index, p);
+            }
+            known = next;
+        }
+        if !known.is_empty() || reached.is_empty() {
+            return Err(TreeError::BadProof("the entries do not reach the roots"));
+        }
+        Ok(())
+    }
 }
 
 impl UpgradeProof {
@@ -379,6 +489,57 @@ mod tests {
                 "rewrite passed for {old}"
             );
         }
+    }
+
+    #[test]
+    fn every_range_proves_and_a_changed_entry_does_not() {
+        let k = key();
+        let mut t = Tree::default();
+        for i in 0..21u64 {
+            t.append(&entry(i));
+        }
+        let head = t.sign(&k);
+        let all: Vec<Vec<u8>> = (0..21).map(entry).collect();
+        for start in 0..21u64 {
+            for end in start + 1..=21 {
+                let p = t.range_proof(start, end).unwrap();
+                let slice: Vec<&[u8]> = all[start as usize..end as usize].iter().map(|v| &v[..]).collect();
+                p.verify(&slice, &head).unwrap();
+                let mut bad = slice.clone();
+                bad[0] = b"changed";
+                assert!(
+                    p.verify(&bad, &head).is_err(),
+                    "changed entry passed {start}..{end}"
+                );
+            }
+        }
+        // smaller than one proof per entry: 16 entries of a 16-entry tree need no extra node
+        let mut full = Tree::default();
+        for i in 0..16 {
+            full.append(&entry(i));
+        }
+        assert!(full.range_proof(0, 16).unwrap().nodes.is_empty());
+    }
+
+    #[test]
+    fn truncation_starts_a_new_fork() {
+        let k = key();
+        let mut t = Tree::default();
+        for i in 0..10u64 {
+            t.append(&entry(i));
+        }
+        let old = t.sign(&k);
+        t.truncate(6).unwrap();
+        for i in 6..10u64 {
+            t.append(format!("other {i}").as_bytes());
+        }
+        let new = t.sign(&k);
+        assert_eq!((new.fork, new.length), (1, 10));
+        assert_ne!(old.tree_hash, new.tree_hash);
+        new.verify(&k.verifying_key()).unwrap();
+        // entries kept before the cut still prove under the new head
+        t.proof(3).unwrap().verify(&entry(3), &new).unwrap();
+        assert_eq!(t.truncate(11), Err(TreeError::OutOfRange(11, 10)));
     }
 
     #[test]
