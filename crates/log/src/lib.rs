@@ -5,5 +5,6 @@
 
 pub mod flat;
 pub mod tree;
+pub mod wire;
 
 pub use tree::{Node, Proof, RangeProof, SignedHead, Tree, TreeError, UpgradeProof};
