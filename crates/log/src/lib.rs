@@ -4,6 +4,7 @@
 //! here is sans-IO and deterministic; see `FORMAT.md` for the bytes.
 
 pub mod flat;
+pub mod replicate;
 pub mod tree;
 pub mod wire;
 
