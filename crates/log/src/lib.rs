@@ -5,6 +5,7 @@
 
 pub mod flat;
 pub mod replicate;
+pub mod store;
 pub mod tree;
 pub mod wire;
 

@@ -144,6 +144,17 @@ impl Tree {
         self.length
     }
 
+    /// A tree of `length` entries from stored nodes (those beyond `length`
+    /// are dropped).
+    pub fn from_nodes(length: u64, fork: u64, nodes: Vec<Node>) -> Tree {
+        let nodes = nodes
+            .into_iter()
+            .filter(|n| flat::span(n.index).1 < length * 2)
+            .map(|n| (n.index, n))
+            .collect();
+        Tree { nodes, length, fork }
+    }
+
     pub fn node(&self, index: u64) -> Option<&Node> {
         self.nodes.get(&index)
     }
