@@ -185,3 +185,33 @@ fn nocopy_files_changed_behind_our_back_are_reported_stale() {
     home.ok(&["gc"]);
     home.ok(&["verify"]);
 }
+
+#[test]
+fn feed_keys_are_created_listed_and_moved_between_homes() {
+    let (a, b) = (Home::new(), Home::new());
+    let line = a.ok(&["feed", "create", "pool"]);
+    let key = line.split_whitespace().nth(1).unwrap().to_owned();
+    assert_eq!(key.len(), 64, "{line}");
+    assert!(a.fails(&["feed", "create", "pool"]).contains("already exists"));
+    assert!(a
+        .fails(&["feed", "create", "../escape"])
+        .contains("not a feed name"));
+    let list: serde_json::Value = serde_json::from_str(&a.ok(&["--json", "feed", "list"])).unwrap();
+    assert_eq!(list["feeds"][0]["key"], key.as_str());
+    let secret = a.ok(&["feed", "export", "pool"]);
+    let mut import = b.cmd(&["feed", "import", "pool"]);
+    import
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped());
+    let mut child = import.spawn().unwrap();
+    use std::io::Write;
+    child.stdin.take().unwrap().write_all(secret.as_bytes()).unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(out.status.success());
+    assert!(String::from_utf8_lossy(&out.stdout).contains(&key));
+    let mode = std::fs::metadata(b.home().join("feeds/pool.key"))
+        .unwrap()
+        .permissions()
+        .mode();
+    assert_eq!(mode & 0o777, 0o600);
+}

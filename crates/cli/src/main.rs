@@ -4,6 +4,7 @@
 mod backend;
 mod blocks;
 mod client;
+mod feed_cmds;
 mod home;
 mod net_cmds;
 mod output;
@@ -71,6 +72,9 @@ enum Command {
     /// Inspect the configuration.
     #[command(subcommand)]
     Config(net_cmds::ConfigCmd),
+    /// Manage the keys of the feeds this node publishes.
+    #[command(subcommand)]
+    Feed(feed_cmds::FeedCmd),
 }
 
 fn main() {
@@ -113,5 +117,6 @@ fn run(cli: Cli) -> Result<()> {
         Command::Stats => net_cmds::stats(json),
         Command::Stop => net_cmds::stop(json),
         Command::Config(c) => net_cmds::config(c, json),
+        Command::Feed(c) => feed_cmds::feed(c, json),
     }
 }
