@@ -3,5 +3,4 @@
 //! bytes.
 
 pub mod bitswap;
-mod proto;
 pub mod sync;

@@ -10,7 +10,8 @@
 
 use shoal_ipld::block::cid_exact;
 use shoal_ipld::dagpb::Reader;
-use shoal_ipld::{varint, Cid};
+use shoal_ipld::pb::{bytes_field, varint_field};
+use shoal_ipld::Cid;
 
 pub const VERSION: u64 = 1;
 /// Largest snapshot entry accepted.
@@ -48,10 +49,10 @@ pub enum SnapshotError {
     Version(u64),
 }
 
+/// Zero is the default: not written.
 fn int(out: &mut Vec<u8>, n: u64, v: u64) {
     if v != 0 {
-        varint::encode(n << 3, out);
-        varint::encode(v, out);
+        varint_field(out, n, v);
     }
 }
 
@@ -60,9 +61,7 @@ impl Snapshot {
         let mut out = Vec::new();
         int(&mut out, 1, VERSION);
         let root = self.root.to_bytes();
-        varint::encode(2 << 3 | 2, &mut out);
-        varint::encode(root.len() as u64, &mut out);
-        out.extend_from_slice(&root);
+        bytes_field(&mut out, 2, &root);
         int(&mut out, 3, self.parent.map_or(0, |p| p + 1));
         int(&mut out, 4, self.time);
         for (i, v) in [self.files.added, self.files.changed, self.files.removed]

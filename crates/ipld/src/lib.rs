@@ -8,6 +8,7 @@ pub mod block;
 pub mod car;
 pub mod dagpb;
 pub mod path;
+pub mod pb;
 pub mod varint;
 
 pub use block::{Block, BlockError, Codec};

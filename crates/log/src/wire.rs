@@ -22,7 +22,7 @@
 
 use crate::tree::{Node, RangeProof, SignedHead};
 use shoal_ipld::dagpb::{DagPbError, Reader};
-use shoal_ipld::varint;
+use shoal_ipld::pb::{bytes_field, skip, varint_field};
 
 /// Largest message accepted.
 pub const MAX_MESSAGE: usize = 8 << 20;
@@ -68,21 +68,10 @@ pub enum WireError {
     Invalid(&'static str),
 }
 
-fn bytes_field(out: &mut Vec<u8>, n: u64, b: &[u8]) {
-    varint::encode(n << 3 | 2, out);
-    varint::encode(b.len() as u64, out);
-    out.extend_from_slice(b);
-}
-
-fn int_field(out: &mut Vec<u8>, n: u64, v: u64) {
-    varint::encode(n << 3, out);
-    varint::encode(v, out);
-}
-
 fn head_bytes(h: &SignedHead) -> Vec<u8> {
     let mut b = Vec::new();
-    int_field(&mut b, 1, h.fork);
-    int_field(&mut b, 2, h.length);
+    varint_field(&mut b, 1, h.fork);
+    varint_field(&mut b, 2, h.length);
     bytes_field(&mut b, 3, &h.tree_hash);
     bytes_field(&mut b, 4, &h.signature);
     b
@@ -90,18 +79,18 @@ fn head_bytes(h: &SignedHead) -> Vec<u8> {
 
 fn node_bytes(n: &Node) -> Vec<u8> {
     let mut b = Vec::new();
-    int_field(&mut b, 1, n.index);
+    varint_field(&mut b, 1, n.index);
     bytes_field(&mut b, 2, &n.hash);
-    int_field(&mut b, 3, n.size);
+    varint_field(&mut b, 3, n.size);
     b
 }
 
 fn range_bytes(start: u64, length: u64, ack: bool) -> Vec<u8> {
     let mut b = Vec::new();
-    int_field(&mut b, 1, start);
-    int_field(&mut b, 2, length);
+    varint_field(&mut b, 1, start);
+    varint_field(&mut b, 2, length);
     if ack {
-        int_field(&mut b, 3, 1);
+        varint_field(&mut b, 3, 1);
     }
     b
 }
@@ -118,7 +107,7 @@ impl Message {
             Message::Data { head, entries, proof } => {
                 let mut b = Vec::new();
                 bytes_field(&mut b, 1, &head_bytes(head));
-                int_field(&mut b, 2, proof.start);
+                varint_field(&mut b, 2, proof.start);
                 for e in entries {
                     bytes_field(&mut b, 3, e);
                 }
@@ -149,7 +138,7 @@ impl Message {
         while !r.done() {
             let (n, wire) = r.key()?;
             if wire != 2 {
-                skip(&mut r, wire)?;
+                skip(&mut r, n, wire)?;
                 continue;
             }
             let b = r.bytes()?;
@@ -175,14 +164,6 @@ impl Message {
     }
 }
 
-fn skip(r: &mut Reader<'_>, wire: u64) -> Result<(), WireError> {
-    match wire {
-        0 => r.varint().map(drop).map_err(Into::into),
-        2 => r.bytes().map(drop).map_err(Into::into),
-        _ => Err(WireError::Invalid("unknown wire type")),
-    }
-}
-
 fn fixed<const N: usize>(b: &[u8]) -> Result<[u8; N], WireError> {
     b.try_into()
         .map_err(|_| WireError::Invalid("a hash or signature of the wrong size"))
@@ -197,7 +178,7 @@ fn decode_head(buf: &[u8]) -> Result<SignedHead, WireError> {
             (2, 0) => length = r.varint()?,
             (3, 2) => hash = Some(fixed::<32>(r.bytes()?)?),
             (4, 2) => sig = Some(fixed::<64>(r.bytes()?)?),
-            (_, w) => skip(&mut r, w)?,
+            (f, w) => skip(&mut r, f, w)?,
         }
     }
     Ok(SignedHead {
@@ -216,7 +197,7 @@ fn decode_range(buf: &[u8]) -> Result<(u64, u64, bool), WireError> {
             (1, 0) => start = r.varint()?,
             (2, 0) => length = r.varint()?,
             (3, 0) => ack = r.varint()? != 0,
-            (_, w) => skip(&mut r, w)?,
+            (f, w) => skip(&mut r, f, w)?,
         }
     }
     start
@@ -233,7 +214,7 @@ fn decode_node(buf: &[u8]) -> Result<Node, WireError> {
             (1, 0) => index = r.varint()?,
             (2, 2) => hash = Some(fixed::<32>(r.bytes()?)?),
             (3, 0) => size = r.varint()?,
-            (_, w) => skip(&mut r, w)?,
+            (f, w) => skip(&mut r, f, w)?,
         }
     }
     Ok(Node {
@@ -258,7 +239,7 @@ fn decode_data(buf: &[u8]) -> Result<Message, WireError> {
             }
             (4, 2) => nodes.push(decode_node(r.bytes()?)?),
             (5, 2) => roots.push(decode_node(r.bytes()?)?),
-            (_, w) => skip(&mut r, w)?,
+            (f, w) => skip(&mut r, f, w)?,
         }
     }
     if entries.is_empty() {
@@ -301,7 +282,7 @@ fn decode_extension(buf: &[u8]) -> Result<Message, WireError> {
                 }
                 payload = b.to_vec();
             }
-            (_, w) => skip(&mut r, w)?,
+            (f, w) => skip(&mut r, f, w)?,
         }
     }
     Ok(Message::Extension {

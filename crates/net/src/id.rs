@@ -28,6 +28,7 @@ use libp2p::swarm::{
 };
 use libp2p::PeerId;
 use shoal_ipld::dagpb::Reader;
+use shoal_ipld::pb::bytes_field;
 use shoal_ipld::varint;
 use std::collections::{HashSet, VecDeque};
 use std::sync::{Arc, Mutex};
@@ -86,29 +87,23 @@ pub enum IdError {
     Timeout,
 }
 
-fn field(out: &mut Vec<u8>, n: u64, bytes: &[u8]) {
-    varint::encode(n << 3 | 2, out);
-    varint::encode(bytes.len() as u64, out);
-    out.extend_from_slice(bytes);
-}
-
 impl Message {
     fn encode(&self) -> Vec<u8> {
         let mut out = Vec::new();
-        field(&mut out, 1, &self.public_key);
+        bytes_field(&mut out, 1, &self.public_key);
         for a in &self.listen_addrs {
-            field(&mut out, 2, a);
+            bytes_field(&mut out, 2, a);
         }
         for p in &self.protocols {
-            field(&mut out, 3, p.as_bytes());
+            bytes_field(&mut out, 3, p.as_bytes());
         }
         if let Some(a) = &self.observed_addr {
-            field(&mut out, 4, a);
+            bytes_field(&mut out, 4, a);
         }
-        field(&mut out, 5, self.protocol_version.as_bytes());
-        field(&mut out, 6, self.agent_version.as_bytes());
+        bytes_field(&mut out, 5, self.protocol_version.as_bytes());
+        bytes_field(&mut out, 6, self.agent_version.as_bytes());
         if let Some(r) = &self.signed_peer_record {
-            field(&mut out, 8, r);
+            bytes_field(&mut out, 8, r);
         }
         out
     }

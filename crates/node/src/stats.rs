@@ -19,6 +19,9 @@ pub fn exchange(x: &Exchange) -> Value {
             "wants_over_limit": l.over_limit,
             "wants_not_found": l.not_found,
         },
+        "net": {
+            "inbound_streams_dropped": x.net.streams().dropped(),
+        },
         "sync": {
             "served": s.served.load(Relaxed),
             "refused": s.refused.load(Relaxed),

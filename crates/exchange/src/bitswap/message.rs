@@ -13,9 +13,9 @@
 //! Decoding is bounded (message size, entry count) and never panics; a
 //! block's CID is rebuilt from its prefix by hashing its data.
 
-use crate::proto::{bytes_field, skip, varint_field};
 use shoal_ipld::block::{cid_exact, sha256, SHA2_256};
 use shoal_ipld::dagpb::{DagPbError, Reader};
+use shoal_ipld::pb::{bytes_field, skip, varint_field};
 use shoal_ipld::Cid;
 
 /// Largest message accepted or sent (bytes), as go-bitswap and js-ipfs-bitswap.

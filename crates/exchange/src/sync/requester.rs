@@ -120,8 +120,4 @@ impl Requester {
         }
         Some(std::mem::take(&mut self.unacked))
     }
-
-    pub fn is_ended(&self) -> bool {
-        self.ended
-    }
 }

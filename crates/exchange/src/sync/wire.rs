@@ -12,10 +12,10 @@
 //!
 //! Decoding is bounded (sizes, counts) and never panics.
 
-use crate::proto::{bytes_field, skip, varint_field};
 use shoal_ipld::block::cid_exact;
 use shoal_ipld::dagpb::{DagPbError, Reader, MAX_BLOCK_SIZE};
 use shoal_ipld::path::MAX_PATH_LEN;
+use shoal_ipld::pb::{bytes_field, skip, varint_field};
 use shoal_ipld::{varint, Cid};
 
 /// The version this code speaks.
