@@ -18,6 +18,8 @@ pub enum FeedCmd {
     Export { name: String },
     /// Store a secret key printed by `feed export` (read from stdin) as feed NAME.
     Import { name: String },
+    /// List a feed's snapshots (FEED: its key, or the local name of a feed you write).
+    Log { feed: String },
 }
 
 fn feeds_dir() -> Result<std::path::PathBuf> {
@@ -27,6 +29,7 @@ fn feeds_dir() -> Result<std::path::PathBuf> {
 pub fn feed(cmd: FeedCmd, json: bool) -> Result<()> {
     let dir = feeds_dir()?;
     match cmd {
+        FeedCmd::Log { feed } => return crate::publish_cmds::log(feed, json),
         FeedCmd::Create { name } => {
             let k = FeedKey::create(&dir, &name)?;
             print_key(&k, json);

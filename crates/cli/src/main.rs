@@ -8,6 +8,7 @@ mod feed_cmds;
 mod home;
 mod net_cmds;
 mod output;
+mod publish_cmds;
 mod store_cmds;
 
 use anyhow::Result;
@@ -72,9 +73,13 @@ enum Command {
     /// Inspect the configuration.
     #[command(subcommand)]
     Config(net_cmds::ConfigCmd),
-    /// Manage the keys of the feeds this node publishes.
+    /// Manage feeds: keys of the feeds this node publishes, snapshot logs.
     #[command(subcommand)]
     Feed(feed_cmds::FeedCmd),
+    /// Publish a directory as the next snapshot of a feed (only what changed is read).
+    Publish(publish_cmds::PublishArgs),
+    /// List the paths that changed between two trees: FEED@SEQ, FEED (latest) or CIDs.
+    Diff { a: String, b: String },
 }
 
 fn main() {
@@ -118,5 +123,7 @@ fn run(cli: Cli) -> Result<()> {
         Command::Stop => net_cmds::stop(json),
         Command::Config(c) => net_cmds::config(c, json),
         Command::Feed(c) => feed_cmds::feed(c, json),
+        Command::Publish(a) => publish_cmds::publish(a, json),
+        Command::Diff { a, b } => publish_cmds::diff(a, b, json),
     }
 }

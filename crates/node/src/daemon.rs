@@ -144,7 +144,10 @@ pub async fn run(home: PathBuf, ov: Overrides, on_ready: impl FnOnce(&Ready)) ->
     let store = Arc::new(store);
     let exchange = Arc::new(crate::exchange::Exchange::start(store.clone(), net.clone()));
     announce_pins(store.clone(), net.clone());
+    let feeds = shoal_feeds::Feeds::open(store.dir()).map_err(|e| DaemonError::Store(e.to_string()))?;
     let state = Arc::new(ApiState {
+        feeds: Arc::new(feeds),
+        home: home.clone(),
         store,
         exchange,
         net: net.clone(),

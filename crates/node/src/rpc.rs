@@ -34,6 +34,8 @@ pub struct ApiState {
     pub token: String,
     pub api_url: String,
     pub stop: Arc<Notify>,
+    pub feeds: Arc<shoal_feeds::Feeds>,
+    pub home: PathBuf,
 }
 
 pub fn router(state: Arc<ApiState>) -> Router {
@@ -44,7 +46,7 @@ pub fn router(state: Arc<ApiState>) -> Router {
 }
 
 /// An error reply.
-pub struct ApiError(StatusCode, String);
+pub struct ApiError(pub StatusCode, pub String);
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
@@ -63,13 +65,13 @@ impl From<OpError> for ApiError {
     }
 }
 
-fn bad(msg: impl Into<String>) -> ApiError {
+pub(crate) fn bad(msg: impl Into<String>) -> ApiError {
     ApiError(StatusCode::BAD_REQUEST, msg.into())
 }
 
-type Reply = Result<Response, ApiError>;
+pub(crate) type Reply = Result<Response, ApiError>;
 
-fn ok(v: impl serde::Serialize) -> Reply {
+pub(crate) fn ok(v: impl serde::Serialize) -> Reply {
     Ok(Json(v).into_response())
 }
 
@@ -84,7 +86,7 @@ fn authorized(headers: &HeaderMap, token: &str) -> bool {
     })
 }
 
-fn args<T: DeserializeOwned>(command: &str, v: Value) -> Result<T, ApiError> {
+pub(crate) fn args<T: DeserializeOwned>(command: &str, v: Value) -> Result<T, ApiError> {
     serde_json::from_value(v).map_err(|e| bad(format!("invalid arguments for '{command}': {e}")))
 }
 
@@ -113,6 +115,7 @@ async fn dispatch(
         "id" | "peers" | "connect" | "disconnect" | "dht/findprovs" | "dht/findpeer" | "stop" | "stats" => {
             net_command(&s, &command, v).await
         }
+        "publish" | "feed/log" | "diff" => crate::rpc_feeds::feed_command(&s, &command, v).await,
         _ => store_command(&s, &command, v).await,
     };
     result.unwrap_or_else(|e| e.into_response())

@@ -9,6 +9,7 @@
 use crate::data::{NodeType, UnixFsData};
 use crate::dir::{self, DirEntry, Linked};
 use crate::file::{self, FileNode};
+use crate::known::{shape, Indexed, Known, KnownDir, KnownFile};
 use crate::options::ImportOptions;
 use crate::scan::{self, Entry, Scan, ScanError, ScannedFile};
 use rayon::prelude::*;
@@ -20,6 +21,7 @@ use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{sync_channel, Receiver, SyncSender};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 /// Commit at least this often while importing (default).
@@ -73,6 +75,8 @@ pub struct AddOptions {
     pub pin: bool,
     /// Longest time between commits (files are acknowledged at commits).
     pub commit_interval: Duration,
+    /// An earlier import of the same tree: unchanged files are not read again.
+    pub known: Option<Arc<Known>>,
 }
 
 impl Default for AddOptions {
@@ -83,6 +87,7 @@ impl Default for AddOptions {
             nocopy: false,
             pin: true,
             commit_interval: COMMIT_INTERVAL,
+            known: None,
         }
     }
 }
@@ -95,6 +100,11 @@ pub struct Added {
     pub files: usize,
     pub bytes: u64,
     pub skipped: Vec<PathBuf>,
+    /// Every file and directory imported, for the next update.
+    pub index: Vec<Indexed>,
+    /// Files read (not taken from `AddOptions::known`) and their bytes.
+    pub read_files: usize,
+    pub read_bytes: u64,
 }
 
 /// From hashing workers to the writer. `Block` and `Ref` carry the bytes
@@ -104,6 +114,8 @@ enum Msg {
     File(usize, PathBuf, FileIdentity),
     Ref(usize, Cid, u64, u32),
     Done(usize, Cid, u64),
+    /// An unchanged file taken from the earlier import.
+    Reused(usize, Cid, u64),
 }
 
 /// Imports `path` into `store`.
@@ -127,8 +139,29 @@ pub fn add(
         files: scan.files.len(),
         bytes: scan.total_bytes,
     });
+    let known = opts
+        .known
+        .as_deref()
+        .filter(|k| k.options == format!("{import:?}"));
     let mut writer = Writer::new(store, opts.commit_interval);
-    let nodes = hash_files(&scan, &import, opts.nocopy, &mut writer, on_event)?;
+    let nodes = hash_files(store, &scan, &import, opts.nocopy, known, &mut writer, on_event)?;
+    let mut index = Vec::with_capacity(scan.files.len());
+    let (mut read_files, mut read_bytes) = (0, 0);
+    for (f, (node, reused)) in scan.files.iter().zip(&nodes) {
+        if !reused {
+            read_files += 1;
+            read_bytes += f.identity.size;
+        }
+        index.push(Indexed::File {
+            path: f.path.clone(),
+            file: KnownFile {
+                identity: f.identity,
+                meta: f.meta,
+                node: *node,
+            },
+            reused: *reused,
+        });
+    }
     let mut emit_err = None;
     let root = {
         let mut emit = |cid: Cid, data: Vec<u8>| {
@@ -136,7 +169,15 @@ pub fn add(
                 emit_err.get_or_insert(e);
             }
         };
-        build_tree(&import, &scan.root, &nodes, &mut emit)
+        let mut tree = Tree {
+            opts: &import,
+            files: &nodes,
+            known,
+            has: &|cid| store.has(cid).unwrap_or(false),
+            emit: &mut emit,
+            index: &mut index,
+        };
+        tree.build(&path, &scan.root).0
     };
     if let Some(e) = emit_err {
         return Err(e);
@@ -151,17 +192,22 @@ pub fn add(
         files: scan.files.len(),
         bytes: scan.total_bytes,
         skipped: scan.skipped,
+        index,
+        read_files,
+        read_bytes,
     })
 }
 
 /// Chunks and hashes every file in parallel; the calling thread writes.
 fn hash_files(
+    store: &BlockStore,
     scan: &Scan,
     opts: &ImportOptions,
     nocopy: bool,
+    known: Option<&Known>,
     writer: &mut Writer<'_>,
     on_event: &mut dyn FnMut(Event<'_>),
-) -> Result<Vec<FileNode>, ImportError> {
+) -> Result<Vec<(FileNode, bool)>, ImportError> {
     let (tx, rx) = sync_channel::<Msg>(CHANNEL_DEPTH);
     let failed = &AtomicBool::new(false);
     std::thread::scope(|s| {
@@ -171,7 +217,13 @@ fn hash_files(
                 .files
                 .par_iter()
                 .enumerate()
-                .map(|(i, f)| import_file(i, f, opts, nocopy, &tx, failed))
+                .map(|(i, f)| match reusable(store, known, f) {
+                    Some(node) => tx
+                        .send(Msg::Reused(i, node.cid, f.identity.size))
+                        .map(|_| (node, true))
+                        .map_err(|_| ImportError::WriterGone),
+                    None => import_file(i, f, opts, nocopy, &tx, failed).map(|n| (n, false)),
+                })
                 .collect::<Result<Vec<_>, _>>();
             if result.is_err() {
                 failed.store(true, Ordering::Relaxed);
@@ -186,6 +238,13 @@ fn hash_files(
         written?;
         nodes
     })
+}
+
+/// The earlier import's node for a file that has not changed since.
+fn reusable(store: &BlockStore, known: Option<&Known>, f: &ScannedFile) -> Option<FileNode> {
+    let k = known?.files.get(&f.path)?;
+    let same = k.identity == f.identity && k.meta == f.meta;
+    (same && store.has(&k.node.cid).unwrap_or(false)).then_some(k.node)
 }
 
 fn import_file(
@@ -293,50 +352,78 @@ fn single_leaf_block(opts: &ImportOptions, chunk: Option<&[u8]>) -> Option<Vec<u
     )
 }
 
-/// Builds directory and symlink nodes bottom-up over the hashed files.
-fn build_tree(
-    opts: &ImportOptions,
-    entry: &Entry,
-    files: &[FileNode],
-    emit: &mut dyn FnMut(Cid, Vec<u8>),
-) -> Linked {
-    match entry {
-        Entry::File { index, .. } => {
-            let n = files[*index];
-            Linked {
-                cid: n.cid,
-                size: n.size,
-            }
-        }
-        Entry::Symlink { target, meta } => {
-            let mut data = UnixFsData::new(NodeType::Symlink);
-            data.data = target.clone();
-            data.mode = meta.mode;
-            data.mtime = meta.mtime;
-            let bytes = PbNode {
-                links: vec![],
-                data: Some(data.encode()),
-            }
-            .encode();
-            let cid = cid_of(Codec::DagPb, opts.cid_version, &bytes);
-            let size = bytes.len() as u64;
-            emit(cid, bytes);
-            Linked { cid, size }
-        }
-        Entry::Dir { meta, children } => {
-            let entries: Vec<DirEntry> = children
-                .iter()
-                .map(|(name, child)| DirEntry {
-                    name: name.clone(),
-                    link: build_tree(opts, child, files, emit),
-                    subdir: match child {
-                        Entry::Dir { meta, children } if !children.is_empty() => Some(*meta),
-                        _ => None,
+/// Builds directory and symlink nodes bottom-up over the hashed files,
+/// reusing the earlier import's directories where nothing below changed.
+struct Tree<'a> {
+    opts: &'a ImportOptions,
+    files: &'a [(FileNode, bool)],
+    known: Option<&'a Known>,
+    has: &'a dyn Fn(&Cid) -> bool,
+    emit: &'a mut dyn FnMut(Cid, Vec<u8>),
+    index: &'a mut Vec<Indexed>,
+}
+
+impl Tree<'_> {
+    /// The entry's link and whether it is unchanged since the earlier import.
+    fn build(&mut self, path: &Path, entry: &Entry) -> (Linked, bool) {
+        match entry {
+            Entry::File { index, .. } => {
+                let (n, reused) = self.files[*index];
+                (
+                    Linked {
+                        cid: n.cid,
+                        size: n.size,
                     },
-                })
-                .collect();
-            dir::build(opts, *meta, &entries, emit)
+                    reused,
+                )
+            }
+            Entry::Symlink { target, meta } => {
+                let mut data = UnixFsData::new(NodeType::Symlink);
+                data.data = target.clone();
+                data.mode = meta.mode;
+                data.mtime = meta.mtime;
+                let bytes = PbNode {
+                    links: vec![],
+                    data: Some(data.encode()),
+                }
+                .encode();
+                let cid = cid_of(Codec::DagPb, self.opts.cid_version, &bytes);
+                let size = bytes.len() as u64;
+                (self.emit)(cid, bytes);
+                // its content is part of the parent's shape
+                (Linked { cid, size }, true)
+            }
+            Entry::Dir { meta, children } => self.dir(path, meta, children),
         }
+    }
+
+    fn dir(&mut self, path: &Path, meta: &file::Meta, children: &[(String, Entry)]) -> (Linked, bool) {
+        let mut entries = Vec::with_capacity(children.len());
+        let mut unchanged = true;
+        for (name, child) in children {
+            let (link, same) = self.build(&path.join(name), child);
+            unchanged &= same;
+            entries.push(DirEntry {
+                name: name.clone(),
+                link,
+                subdir: match child {
+                    Entry::Dir { meta, children } if !children.is_empty() => Some(*meta),
+                    _ => None,
+                },
+            });
+        }
+        let shape = shape(meta, children);
+        let earlier = self.known.and_then(|k| k.dirs.get(path)).copied();
+        let (link, reused) = match earlier {
+            Some(k) if unchanged && k.shape == shape && (self.has)(&k.link.cid) => (k.link, true),
+            _ => (dir::build(self.opts, *meta, &entries, self.emit), false),
+        };
+        self.index.push(Indexed::Dir {
+            path: path.to_path_buf(),
+            dir: KnownDir { shape, link },
+            reused,
+        });
+        (link, reused)
     }
 }
 
@@ -395,6 +482,10 @@ impl<'s> Writer<'s> {
                     on_event(Event::Progress(u64::from(len)));
                 }
                 Msg::Done(i, cid, size) => self.acks.push((scan.files[i].path.clone(), cid, size)),
+                Msg::Reused(i, cid, size) => {
+                    on_event(Event::Progress(size));
+                    self.acks.push((scan.files[i].path.clone(), cid, size));
+                }
             }
             if self.due() {
                 self.commit(on_event)?;

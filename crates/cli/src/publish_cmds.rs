@@ -1,0 +1,111 @@
+//! `shoal publish`, `shoal feed log`, `shoal diff`: feed snapshots.
+
+use crate::backend::Backend;
+use crate::{home, output};
+use anyhow::{Context, Result};
+use clap::Args;
+use serde_json::{json, Value};
+use shoal_feeds::Feeds;
+use shoal_node::feed_ops::{self, DiffEntry, PublishReply, PublishRequest, SnapshotInfo};
+use shoal_store::BlockStore;
+use shoal_unixfs::Event;
+use std::path::PathBuf;
+
+#[derive(Args)]
+pub struct PublishArgs {
+    /// The directory to publish (indexed in place: it is the data).
+    dir: PathBuf,
+    /// The local name of the feed (see `shoal feed create`).
+    #[arg(long)]
+    feed: String,
+    /// Read and hash every file instead of trusting size, mtime and inode.
+    #[arg(long)]
+    checksum: bool,
+}
+
+fn open_feeds(store: &BlockStore) -> Result<Feeds> {
+    Feeds::open(store.dir()).context("opening the feed state")
+}
+
+pub fn publish(a: PublishArgs, json: bool) -> Result<()> {
+    let req = PublishRequest {
+        dir: std::path::absolute(&a.dir).with_context(|| format!("resolving {}", a.dir.display()))?,
+        feed: a.feed,
+        checksum: a.checksum,
+    };
+    let reply: PublishReply = match Backend::connect()? {
+        Backend::Remote(client) => client.call("publish", serde_json::to_value(&req)?)?,
+        Backend::Local(store) => {
+            let feeds = open_feeds(&store)?;
+            let bar = output::bytes_bar(0, json, "publishing");
+            let mut on_event = |e: Event<'_>| match e {
+                Event::Scanned { bytes, .. } => bar.set_length(bytes),
+                Event::Progress(n) => bar.inc(n),
+                Event::Committed(_) => {}
+            };
+            let r = feed_ops::publish(&store, &feeds, &home::dir()?, &req, &mut on_event)?;
+            bar.finish_and_clear();
+            r
+        }
+    };
+    if json {
+        output::json(&serde_json::to_value(&reply)?);
+        return Ok(());
+    }
+    let s = &reply.snapshot;
+    if reply.unchanged {
+        println!("unchanged: snapshot {} {} of feed {}", s.seq, s.root, reply.feed);
+    } else {
+        println!("published snapshot {} {} of feed {}", s.seq, s.root, reply.feed);
+        println!(
+            "files: {} added, {} changed, {} removed; {} files, {} bytes in all",
+            s.files.added, s.files.changed, s.files.removed, s.total_files, s.total_bytes
+        );
+    }
+    println!(
+        "read {} files ({} bytes) in {:.2} s",
+        reply.reimported_files,
+        reply.reimported_bytes,
+        reply.elapsed_ms as f64 / 1000.0
+    );
+    Ok(())
+}
+
+pub fn log(feed: String, json: bool) -> Result<()> {
+    let snaps: Vec<SnapshotInfo> = match Backend::connect()? {
+        Backend::Remote(client) => {
+            let v: Value = client.call("feed/log", json!({ "feed": feed }))?;
+            serde_json::from_value(v["snapshots"].clone())?
+        }
+        Backend::Local(store) => feed_ops::log(&open_feeds(&store)?, &home::dir()?, &feed)?,
+    };
+    if json {
+        output::json(&json!({ "snapshots": snaps }));
+        return Ok(());
+    }
+    for s in &snaps {
+        println!(
+            "{:>5} {} {} files +{} ~{} -{} ({} bytes)",
+            s.seq, s.root, s.time, s.files.added, s.files.changed, s.files.removed, s.total_bytes
+        );
+    }
+    Ok(())
+}
+
+pub fn diff(a: String, b: String, json: bool) -> Result<()> {
+    let changes: Vec<DiffEntry> = match Backend::connect()? {
+        Backend::Remote(client) => {
+            let v: Value = client.call("diff", json!({ "a": a, "b": b }))?;
+            serde_json::from_value(v["changes"].clone())?
+        }
+        Backend::Local(store) => feed_ops::diff(&store, &open_feeds(&store)?, &home::dir()?, &a, &b)?,
+    };
+    if json {
+        output::json(&json!({ "changes": changes }));
+        return Ok(());
+    }
+    for c in &changes {
+        println!("{} {}{}", c.change, c.path, if c.dir { "/" } else { "" });
+    }
+    Ok(())
+}
