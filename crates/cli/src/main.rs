@@ -78,6 +78,8 @@ enum Command {
     Feed(feed_cmds::FeedCmd),
     /// Publish a directory as the next snapshot of a feed (only what changed is read).
     Publish(publish_cmds::PublishArgs),
+    /// Fetch a feed's newest snapshot (into a directory) and keep serving it (daemon).
+    Follow(publish_cmds::FollowArgs),
     /// List the paths that changed between two trees: FEED@SEQ, FEED (latest) or CIDs.
     Diff { a: String, b: String },
 }
@@ -124,6 +126,7 @@ fn run(cli: Cli) -> Result<()> {
         Command::Config(c) => net_cmds::config(c, json),
         Command::Feed(c) => feed_cmds::feed(c, json),
         Command::Publish(a) => publish_cmds::publish(a, json),
+        Command::Follow(a) => publish_cmds::follow(a, json),
         Command::Diff { a, b } => publish_cmds::diff(a, b, json),
     }
 }

@@ -109,3 +109,55 @@ pub fn diff(a: String, b: String, json: bool) -> Result<()> {
     }
     Ok(())
 }
+
+#[derive(Args)]
+pub struct FollowArgs {
+    /// The feed's key (64 hex digits), as `shoal feed create` printed it.
+    feed: String,
+    /// Materialize the newest snapshot here (kept current with --watch).
+    #[arg(long)]
+    into: Option<PathBuf>,
+    /// A peer to ask (multiaddr with /p2p/PEER); repeatable.
+    #[arg(long = "peer")]
+    peers: Vec<String>,
+    /// Keep following while the daemon runs (and after it restarts).
+    #[arg(long)]
+    watch: bool,
+    /// Give up after this many seconds.
+    #[arg(long, default_value_t = 600)]
+    timeout: u64,
+}
+
+pub fn follow(a: FollowArgs, json: bool) -> Result<()> {
+    let Backend::Remote(client) = Backend::connect()? else {
+        anyhow::bail!("follow needs the network: start the daemon first (shoal daemon)");
+    };
+    let into = a
+        .into
+        .as_ref()
+        .map(|d| std::path::absolute(d).with_context(|| format!("resolving {}", d.display())))
+        .transpose()?;
+    let bar = output::transfer_bar(json, "following");
+    bar.enable_steady_tick(std::time::Duration::from_millis(200));
+    let args = json!({ "feed": a.feed, "into": into, "peers": a.peers, "watch": a.watch, "timeout_secs": a.timeout });
+    let reply: Result<Value> = client.call("follow", args);
+    bar.finish_and_clear();
+    let reply = reply?;
+    if json {
+        output::json(&reply);
+        return Ok(());
+    }
+    let r: shoal_node::follow::FollowReply = serde_json::from_value(reply)?;
+    if r.unchanged {
+        println!("up to date: snapshot {} {}", r.seq, r.root);
+    } else {
+        println!("snapshot {} {}: received {} blocks ({} bytes)", r.seq, r.root, r.blocks, r.bytes);
+        if into.is_some() {
+            println!("wrote {} files ({} bytes), removed {}", r.files_written, r.bytes_written, r.files_removed);
+        }
+    }
+    if a.watch {
+        println!("the daemon keeps following feed {}", r.feed);
+    }
+    Ok(())
+}

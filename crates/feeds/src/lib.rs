@@ -3,6 +3,7 @@
 //! This crate holds the feed keys, the snapshot entry format, the feed
 //! state on disk, and publishing.
 
+pub mod apply;
 pub mod keys;
 pub mod publish;
 pub mod snapshot;
@@ -46,6 +47,8 @@ pub enum FeedError {
         index: u64,
         reason: String,
     },
+    #[error("the snapshot's tree is unusable: {0}")]
+    BadTree(String),
     #[error("feed {0} has no snapshot {1}")]
     NoSnapshot(FeedId, u64),
     #[error("feed {0} is not known here (not published or followed by this node)")]

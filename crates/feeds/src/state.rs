@@ -50,6 +50,8 @@ pub struct Follow {
     pub into: Option<PathBuf>,
     /// The log index of the snapshot the directory holds completely.
     pub materialized: Option<u64>,
+    /// Keep following while the daemon runs (not only once).
+    pub watch: bool,
 }
 
 pub struct FeedState {
@@ -160,6 +162,7 @@ fn encode_follow(f: &Follow) -> Vec<u8> {
     use std::os::unix::ffi::OsStrExt;
     let mut v = vec![1u8];
     v.extend_from_slice(&f.materialized.map_or(0, |m| m + 1).to_le_bytes());
+    v.push(u8::from(f.watch));
     if let Some(dir) = &f.into {
         v.extend_from_slice(dir.as_os_str().as_bytes());
     }
@@ -168,13 +171,14 @@ fn encode_follow(f: &Follow) -> Vec<u8> {
 
 fn decode_follow(v: &[u8]) -> Option<Follow> {
     use std::os::unix::ffi::OsStrExt;
-    if v.first() != Some(&1) || v.len() < 9 {
+    if v.first() != Some(&1) || v.len() < 10 {
         return None;
     }
     let m = u64::from_le_bytes(v[1..9].try_into().ok()?);
-    let dir = &v[9..];
+    let dir = &v[10..];
     Some(Follow {
         materialized: m.checked_sub(1),
+        watch: v[9] == 1,
         into: (!dir.is_empty()).then(|| PathBuf::from(std::ffi::OsStr::from_bytes(dir))),
     })
 }
@@ -305,6 +309,7 @@ mod tests {
         let f = Follow {
             into: Some("/srv/mirror".into()),
             materialized: Some(0),
+            watch: true,
         };
         st.set_follow(&[3; 32], &f).unwrap();
         assert_eq!(st.follow(&[3; 32]).unwrap(), Some(f.clone()));

@@ -4,6 +4,7 @@
 //! here is sans-IO and deterministic; see `FORMAT.md` for the bytes.
 
 pub mod flat;
+pub mod mux;
 pub mod replicate;
 pub mod store;
 pub mod tree;

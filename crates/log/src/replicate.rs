@@ -86,8 +86,28 @@ impl Log {
         log
     }
 
+    /// A log as stored: its verified prefix, tree and best known head.
+    pub fn restore(key: VerifyingKey, signer: Option<SigningKey>, stored: crate::store::Stored) -> Log {
+        Log {
+            key,
+            signer,
+            tree: stored.tree,
+            entries: stored.entries,
+            head: Some(stored.head),
+            pending: BTreeMap::new(),
+        }
+    }
+
     pub fn length(&self) -> u64 {
         self.tree.length()
+    }
+
+    pub fn tree(&self) -> &Tree {
+        &self.tree
+    }
+
+    pub fn key(&self) -> &VerifyingKey {
+        &self.key
     }
 
     pub fn head(&self) -> Option<SignedHead> {

@@ -159,6 +159,23 @@ impl Tree {
         self.nodes.get(&index)
     }
 
+    /// The nodes that appending entries `from..length` created (the leaves
+    /// and every parent they completed), for the caller to store.
+    pub fn nodes_since(&self, from: u64) -> Vec<Node> {
+        let mut out = Vec::new();
+        for entry in from..self.length {
+            let mut i = 2 * entry;
+            while let Some(n) = self.nodes.get(&i) {
+                out.push(*n);
+                if flat::offset(i) % 2 == 0 {
+                    break; // a left child: its parent is completed by a later entry
+                }
+                i = flat::parent(i);
+            }
+        }
+        out
+    }
+
     /// Appends one entry; returns the nodes created (the leaf and every
     /// parent it completes), for the caller to store.
     pub fn append(&mut self, data: &[u8]) -> Vec<Node> {
@@ -564,5 +581,26 @@ mod tests {
         assert_eq!(created.iter().map(|n| n.index).collect::<Vec<_>>(), vec![6, 5, 3]);
         assert_eq!(t.roots().len(), 1);
         assert_eq!(t.node(3).unwrap().size, 4);
+    }
+}
+
+#[cfg(test)]
+mod nodes_since_tests {
+    use super::*;
+
+    #[test]
+    fn nodes_since_are_the_nodes_appends_created() {
+        let mut t = Tree::default();
+        let mut created = Vec::new();
+        for i in 0..13u64 {
+            let mut c = t.append(format!("{i}").as_bytes());
+            if i >= 5 {
+                created.append(&mut c);
+            }
+        }
+        let mut since = t.nodes_since(5);
+        since.sort_by_key(|n| n.index);
+        created.sort_by_key(|n| n.index);
+        assert_eq!(since, created);
     }
 }

@@ -1,6 +1,7 @@
 //! The swarm driver: one task owns the `Swarm`; everything else talks to it
 //! through a bounded command channel and gets answers on oneshots.
 
+use crate::gossip::GossipMessage;
 use crate::behaviour::{Behaviour, BehaviourEvent};
 use crate::config::NetConfig;
 use futures::StreamExt;
@@ -57,6 +58,8 @@ enum Command {
     FindProviders(Vec<u8>, oneshot::Sender<Result<Vec<PeerId>, NetError>>),
     Provide(Vec<u8>, oneshot::Sender<Result<(), NetError>>),
     AddAddress(PeerId, Multiaddr),
+    Subscribe(String),
+    Publish(String, Vec<u8>, oneshot::Sender<Result<(), NetError>>),
 }
 
 /// A cheap, cloneable handle to the running node.
@@ -65,6 +68,7 @@ pub struct NodeHandle {
     tx: mpsc::Sender<Command>,
     peer_id: PeerId,
     streams: crate::streams::Streams,
+    gossip: tokio::sync::broadcast::Sender<GossipMessage>,
 }
 
 impl NodeHandle {
@@ -123,6 +127,25 @@ impl NodeHandle {
         self.ask(|tx| Command::Provide(key, tx)).await?
     }
 
+    /// Joins a gossipsub topic; its messages reach `gossip_messages` receivers.
+    pub async fn subscribe(&self, topic: &str) -> Result<(), NetError> {
+        self.tx
+            .send(Command::Subscribe(topic.to_owned()))
+            .await
+            .map_err(|_| NetError::Stopped)
+    }
+
+    /// Publishes `data` on a topic (fails when no peer is subscribed to it).
+    pub async fn publish(&self, topic: &str, data: Vec<u8>) -> Result<(), NetError> {
+        self.ask(|tx| Command::Publish(topic.to_owned(), data, tx)).await?
+    }
+
+    /// Every gossip message received from now on (bounded: a receiver that
+    /// falls behind loses the oldest).
+    pub fn gossip_messages(&self) -> tokio::sync::broadcast::Receiver<GossipMessage> {
+        self.gossip.subscribe()
+    }
+
     /// Tells the DHT and the dialer where `peer` can be reached.
     pub async fn add_address(&self, peer: PeerId, addr: Multiaddr) -> Result<(), NetError> {
         self.tx
@@ -177,10 +200,19 @@ pub async fn start(
     }
     let peer_id = *swarm.local_peer_id();
     let (tx, rx) = mpsc::channel(COMMAND_DEPTH);
-    let mut driver = Driver::new(swarm, &cfg)?;
+    let (gossip, _) = tokio::sync::broadcast::channel(crate::gossip::SUBSCRIBER_DEPTH);
+    let mut driver = Driver::new(swarm, &cfg, gossip.clone())?;
     driver.wait_for_listeners(cfg.listen.len()).await;
     let task = tokio::spawn(driver.run(rx));
-    Ok((NodeHandle { tx, peer_id, streams }, task))
+    Ok((
+        NodeHandle {
+            tx,
+            peer_id,
+            streams,
+            gossip,
+        },
+        task,
+    ))
 }
 
 #[derive(Default)]
@@ -198,6 +230,7 @@ struct Driver {
     provides: HashMap<QueryId, oneshot::Sender<Result<(), NetError>>>,
     static_peers: Vec<(PeerId, Multiaddr)>,
     blocked_until: HashMap<PeerId, Instant>,
+    gossip: tokio::sync::broadcast::Sender<GossipMessage>,
 }
 
 fn peer_of(addr: &Multiaddr) -> Option<PeerId> {
@@ -208,7 +241,11 @@ fn peer_of(addr: &Multiaddr) -> Option<PeerId> {
 }
 
 impl Driver {
-    fn new(mut swarm: Swarm<Behaviour>, cfg: &NetConfig) -> Result<Driver, NetError> {
+    fn new(
+        mut swarm: Swarm<Behaviour>,
+        cfg: &NetConfig,
+        gossip: tokio::sync::broadcast::Sender<GossipMessage>,
+    ) -> Result<Driver, NetError> {
         let parse = |s: &String| -> Result<(PeerId, Multiaddr), NetError> {
             let ma: Multiaddr = s
                 .parse()
@@ -239,6 +276,7 @@ impl Driver {
             provides: HashMap::new(),
             static_peers,
             blocked_until: HashMap::new(),
+            gossip,
         })
     }
 
@@ -359,6 +397,17 @@ impl Driver {
                     let _ = tx.send(Err(NetError::Query(e.to_string())));
                 }
             },
+            Command::Subscribe(topic) => {
+                let t = libp2p::gossipsub::IdentTopic::new(topic);
+                if let Err(e) = self.swarm.behaviour_mut().gossip.subscribe(&t) {
+                    tracing::warn!(%e, "gossipsub subscribe");
+                }
+            }
+            Command::Publish(topic, data, tx) => {
+                let t = libp2p::gossipsub::IdentTopic::new(topic);
+                let r = self.swarm.behaviour_mut().gossip.publish(t, data);
+                let _ = tx.send(r.map(drop).map_err(|e| NetError::Query(format!("gossipsub: {e}"))));
+            }
             Command::AddAddress(peer, addr) => {
                 self.swarm.behaviour_mut().kad.add_address(&peer, addr.clone());
                 self.swarm.add_peer_address(peer, addr);
@@ -434,6 +483,18 @@ impl Driver {
                             .dial(DialOpts::peer_id(peer).addresses(vec![addr]).build());
                     }
                 }
+            }
+            BehaviourEvent::Gossip(libp2p::gossipsub::Event::Message {
+                propagation_source,
+                message,
+                ..
+            }) => {
+                // no receiver is fine: nobody listens yet
+                let _ = self.gossip.send(GossipMessage {
+                    topic: message.topic.into_string(),
+                    from: propagation_source,
+                    data: message.data,
+                });
             }
             BehaviourEvent::Kad(kad::Event::OutboundQueryProgressed { id, result, step, .. }) => {
                 self.on_query(id, result, step.last)

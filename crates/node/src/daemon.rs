@@ -105,6 +105,32 @@ fn announce_pins(store: Arc<BlockStore>, net: shoal_net::NodeHandle) {
     });
 }
 
+/// Serves every feed this node publishes or follows, and resumes the
+/// watched follows.
+async fn serve_feeds(home: &Path, follower: &Arc<crate::follow::Follower>) {
+    let fnet = &follower.fnet;
+    let keys = crate::feed_ops::keys_dir(home);
+    let mut ids: Vec<shoal_feeds::FeedId> = shoal_feeds::FeedKey::list(&keys)
+        .unwrap_or_default()
+        .iter()
+        .filter_map(|name| shoal_feeds::FeedKey::load(&keys, name).ok())
+        .map(|k| k.id())
+        .filter(|id| fnet.feeds.logs.load(&id.0).ok().flatten().is_some())
+        .collect();
+    let follows = fnet.feeds.state.follows().unwrap_or_default();
+    ids.extend(follows.iter().map(|(k, _)| shoal_feeds::FeedId(*k)));
+    for id in ids {
+        if let Err(e) = fnet.track(id).await {
+            tracing::warn!(feed = %id, "cannot serve the feed: {e}");
+        }
+    }
+    for (k, f) in follows {
+        if f.watch {
+            follower.watch(shoal_feeds::FeedId(k));
+        }
+    }
+}
+
 /// Runs the daemon until it is told to stop. `on_ready` is called once
 /// everything listens.
 pub async fn run(home: PathBuf, ov: Overrides, on_ready: impl FnOnce(&Ready)) -> Result<(), DaemonError> {
@@ -144,9 +170,14 @@ pub async fn run(home: PathBuf, ov: Overrides, on_ready: impl FnOnce(&Ready)) ->
     let store = Arc::new(store);
     let exchange = Arc::new(crate::exchange::Exchange::start(store.clone(), net.clone()));
     announce_pins(store.clone(), net.clone());
-    let feeds = shoal_feeds::Feeds::open(store.dir()).map_err(|e| DaemonError::Store(e.to_string()))?;
+    let feeds = Arc::new(shoal_feeds::Feeds::open(store.dir()).map_err(|e| DaemonError::Store(e.to_string()))?);
+    let fnet = crate::feed_net::FeedNet::start(feeds.clone(), net.clone());
+    let follower = crate::follow::Follower::new(fnet.clone(), exchange.clone());
+    serve_feeds(&home, &follower).await;
     let state = Arc::new(ApiState {
-        feeds: Arc::new(feeds),
+        feeds,
+        fnet,
+        follower,
         home: home.clone(),
         store,
         exchange,

@@ -35,6 +35,8 @@ pub struct ApiState {
     pub api_url: String,
     pub stop: Arc<Notify>,
     pub feeds: Arc<shoal_feeds::Feeds>,
+    pub fnet: Arc<crate::feed_net::FeedNet>,
+    pub follower: Arc<crate::follow::Follower>,
     pub home: PathBuf,
 }
 
@@ -115,7 +117,7 @@ async fn dispatch(
         "id" | "peers" | "connect" | "disconnect" | "dht/findprovs" | "dht/findpeer" | "stop" | "stats" => {
             net_command(&s, &command, v).await
         }
-        "publish" | "feed/log" | "diff" => crate::rpc_feeds::feed_command(&s, &command, v).await,
+        "publish" | "feed/log" | "diff" | "follow" => crate::rpc_feeds::feed_command(&s, &command, v).await,
         _ => store_command(&s, &command, v).await,
     };
     result.unwrap_or_else(|e| e.into_response())

@@ -12,6 +12,16 @@ struct FeedArg {
     feed: String,
 }
 #[derive(Deserialize)]
+struct FollowArg {
+    feed: String,
+    into: Option<std::path::PathBuf>,
+    #[serde(default)]
+    peers: Vec<String>,
+    #[serde(default)]
+    watch: bool,
+    timeout_secs: Option<u64>,
+}
+#[derive(Deserialize)]
 struct DiffArg {
     a: String,
     b: String,
@@ -40,8 +50,18 @@ pub(crate) async fn feed_command(s: &Arc<ApiState>, command: &str, v: Value) -> 
                 feed_ops::publish(&s.store, &s.feeds, &s.home, &req, &mut |_| {})
             })
             .await?;
+            if !reply.unchanged {
+                if let Ok(id) = reply.feed.parse::<shoal_feeds::FeedId>() {
+                    s.fnet.published(id).await.map_err(|e| bad(e.to_string()))?;
+                }
+                if let Ok(cid) = reply.snapshot.root.parse::<shoal_ipld::Cid>() {
+                    let net = s.net.clone();
+                    tokio::spawn(async move { net.provide(cid.hash().to_bytes()).await });
+                }
+            }
             ok(reply)
         }
+        "follow" => follow(s, args(command, v)?).await,
         "feed/log" => {
             let a: FeedArg = args(command, v)?;
             ok(json!({ "snapshots": blocking(s, move |s| feed_ops::log(&s.feeds, &s.home, &a.feed)).await? }))
@@ -59,4 +79,37 @@ pub(crate) async fn feed_command(s: &Arc<ApiState>, command: &str, v: Value) -> 
             format!("unknown command '{other}'"),
         )),
     }
+}
+
+/// Longest a follow may be told to wait.
+const MAX_FOLLOW: u64 = 24 * 3600;
+
+async fn follow(s: &Arc<ApiState>, a: FollowArg) -> Reply {
+    let (id, seq) = feed_ops::parse_feed(&s.home, &a.feed).map_err(ApiError::from)?;
+    if seq.is_some() {
+        return Err(bad("follow: name the feed without @SEQ (a follow tracks the newest snapshot)"));
+    }
+    if a.into.as_ref().is_some_and(|d| !d.is_absolute()) {
+        return Err(bad("follow: the directory must be absolute"));
+    }
+    let peers = a
+        .peers
+        .iter()
+        .map(|p| p.parse().map_err(|e| bad(format!("'{p}' is not a multiaddr: {e}"))))
+        .collect::<Result<Vec<shoal_net::Multiaddr>, _>>()?;
+    let timeout = std::time::Duration::from_secs(a.timeout_secs.unwrap_or(600).min(MAX_FOLLOW));
+    let reply = s
+        .follower
+        .follow_once(id, a.into, &peers, timeout)
+        .await
+        .map_err(|e| ApiError(StatusCode::BAD_GATEWAY, e.to_string()))?;
+    if a.watch {
+        let state = &s.fnet.feeds.state;
+        if let Ok(Some(mut f)) = state.follow(&id.0) {
+            f.watch = true;
+            state.set_follow(&id.0, &f).map_err(|e| bad(e.to_string()))?;
+        }
+        s.follower.watch(id);
+    }
+    ok(reply)
 }

@@ -43,6 +43,7 @@ pub struct Responder {
     credit: u64,
     end: Option<(EndStatus, String)>,
     finished: bool,
+    blocks_only: bool,
     pub blocks_sent: u64,
     pub bytes_sent: u64,
 }
@@ -59,6 +60,7 @@ impl Responder {
             credit: req.window.min(MAX_WINDOW),
             end: None,
             finished: false,
+            blocks_only: false,
             blocks_sent: 0,
             bytes_sent: 0,
         };
@@ -67,6 +69,7 @@ impl Responder {
             return r;
         }
         if !req.want.is_empty() {
+            r.blocks_only = req.blocks_only;
             r.stack = req
                 .want
                 .iter()
@@ -147,7 +150,7 @@ impl Responder {
             let Some(data) = dag.get(&item.cid).map_err(|e| e.to_string())? else {
                 return Ok(Some(Frame::DontHave(item.cid)));
             };
-            if descend {
+            if descend && !self.blocks_only {
                 self.push_children(&item, &data);
             }
             self.sent.insert(item.cid);

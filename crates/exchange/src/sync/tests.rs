@@ -148,6 +148,13 @@ fn the_frontier_and_have_roots_leave_out_what_the_requester_holds() {
     let (blocks, _, _) = exchange(&req, &mut m);
     assert!(!blocks.contains(&a) && blocks.contains(&b));
     assert!(leaves(&m, a).iter().all(|l| !blocks.contains(l)));
+
+    // blocks only: the wanted nodes without their subtrees
+    let mut req = Request::new(root);
+    req.want = vec![b, a];
+    req.blocks_only = true;
+    let (blocks, _, _) = exchange(&req, &mut m);
+    assert_eq!(blocks, vec![b, a]);
 }
 
 #[test]

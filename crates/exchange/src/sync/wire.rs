@@ -4,7 +4,8 @@
 //! ```text
 //! Request { uint64 version = 1; bytes root = 2; string path = 3;
 //!           uint64 range_start = 4; uint64 range_len = 5;
-//!           repeated bytes want = 6; repeated bytes have = 7; uint64 window = 8; }
+//!           repeated bytes want = 6; repeated bytes have = 7; uint64 window = 8;
+//!           bool blocks_only = 9; }
 //! Frame   { oneof { Block block = 1; bytes dont_have = 2; End end = 3; uint64 credit = 4; } }
 //! Block   { bytes cid = 1; bytes data = 2; }
 //! End     { uint64 status = 1; string message = 2; }
@@ -61,6 +62,9 @@ pub struct Request {
     pub have: Vec<Cid>,
     /// Bytes of block data the responder may send before it gets credit.
     pub window: u64,
+    /// With `want`: send the wanted blocks themselves, not their subtrees
+    /// (a follower walking only the changed paths of a new snapshot).
+    pub blocks_only: bool,
 }
 
 /// How a response ended.
@@ -120,6 +124,7 @@ impl Request {
             want: Vec::new(),
             have: Vec::new(),
             window: 8 << 20,
+            blocks_only: false,
         }
     }
 
@@ -143,6 +148,9 @@ impl Request {
             bytes_field(&mut out, 7, &c.to_bytes());
         }
         varint_field(&mut out, 8, self.window);
+        if self.blocks_only {
+            varint_field(&mut out, 9, 1);
+        }
         out
     }
 
@@ -152,7 +160,7 @@ impl Request {
         }
         let (mut version, mut root, mut path) = (0, None, None);
         let (mut start, mut len) = (None, None);
-        let (mut want, mut have, mut window) = (Vec::new(), Vec::new(), 0);
+        let (mut want, mut have, mut window, mut blocks_only) = (Vec::new(), Vec::new(), 0, false);
         let mut r = Reader::new(buf);
         while !r.done() {
             match r.key()? {
@@ -166,6 +174,7 @@ impl Request {
                 (7, 2) if have.len() >= MAX_HAVE => return Err(WireError::Invalid("too many haves")),
                 (7, 2) => have.push(cid(r.bytes()?)?),
                 (8, 0) => window = r.varint()?,
+                (9, 0) => blocks_only = r.varint()? != 0,
                 (field, wire) => skip(&mut r, field, wire)?,
             }
         }
@@ -186,6 +195,7 @@ impl Request {
             want,
             have,
             window,
+            blocks_only,
         })
     }
 }
@@ -335,6 +345,7 @@ mod tests {
             want: vec![c(2), c(3)],
             have: vec![c(4)],
             window: 1 << 20,
+            blocks_only: true,
         };
         assert_eq!(Request::decode(&req.encode()).unwrap(), req);
         let open = Request {
