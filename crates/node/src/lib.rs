@@ -6,6 +6,7 @@ pub mod config;
 pub mod daemon;
 pub mod exchange;
 pub mod framing;
+pub mod gateway;
 pub mod ops;
 pub mod rpc;
 mod stats;
