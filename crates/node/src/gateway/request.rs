@@ -238,7 +238,8 @@ fn parse_query(query: &str) -> Result<(Option<Format>, Option<Scope>), GatewayEr
     Ok((format, scope))
 }
 
-/// The first media type in `Accept` that names a format of ours.
+/// The first media type in `Accept` that names a format of ours (HTML
+/// counts as the default format, so a browser's `text/html` first wins).
 fn format_from_accept(headers: &HeaderMap) -> Format {
     let types = headers
         .get_all(header::ACCEPT)
@@ -251,6 +252,7 @@ fn format_from_accept(headers: &HeaderMap) -> Format {
             "application/vnd.ipld.raw" => return Format::Raw,
             "application/vnd.ipld.car" => return Format::Car,
             "application/json" => return Format::Json,
+            "text/html" => return Format::Auto,
             _ => {}
         }
     }

@@ -85,6 +85,7 @@ fn stocked_store(dir: &Path) -> (Arc<BlockStore>, Cid, Cid, Vec<u8>) {
     for name in ["a.txt", "b c.txt", "x&y.txt"] {
         write(&tree.join("docs").join(name), name.as_bytes());
     }
+    std::os::unix::fs::symlink("a.txt", tree.join("docs/link")).unwrap();
     let root = import(&store, &tree, small_chunks());
     let many = dir.join("many");
     for i in 0..64 {
@@ -343,7 +344,16 @@ async fn directories_redirect_serve_index_and_list() {
         .iter()
         .map(|e| e["name"].as_str().unwrap())
         .collect();
-    assert_eq!(names, ["a.txt", "b c.txt", "x&y.txt"]);
+    assert_eq!(names, ["a.txt", "b c.txt", "link", "x&y.txt"]);
+    assert_eq!(v["entries"][2]["type"], "symlink");
+    assert_eq!(
+        get(f.addr, &format!("/ipfs/{}/docs/link", f.root)).await.text(),
+        "a.txt"
+    );
+    // HTML preferred over JSON: the listing
+    let accept = [("Accept", "text/html, application/json;q=0.5")];
+    let r = http(f.addr, "GET", &format!("/ipfs/{}/docs/", f.root), &accept).await;
+    assert_eq!(r.header("content-type"), Some("text/html; charset=utf-8"));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -527,8 +537,7 @@ async fn bad_requests_and_missing_content() {
         assert!(r.text().contains("not in the local store"), "{}", r.text());
     }
     let big = cid_at(&f, root, "big.bin");
-    let blocks = dag(&f.store, &big);
-    let leaf = *blocks.iter().find(|c| c.codec() == 0x55).unwrap();
+    let leaf = *dag(&f.store, &big).iter().find(|c| c.codec() == 0x55).unwrap();
     assert!(f.store.delete(&leaf).unwrap());
     for url in [
         format!("/ipfs/{root}/big.bin"),
@@ -537,12 +546,52 @@ async fn bad_requests_and_missing_content() {
         let r = get(f.addr, &url).await;
         assert_eq!(r.status, 502, "{url}: {}", r.text());
     }
-    // a CAR that has started cannot change its status: the connection is
-    // cut, and the client gets at most a prefix of the blocks
     let r = get(f.addr, &format!("/ipfs/{big}?format=car")).await;
-    assert_eq!(r.status, 200);
-    let read: Vec<Cid> = CarReader::new(&r.body[..])
-        .map(|car| car.map_while(Result::ok).map(|b| b.cid).collect())
-        .unwrap_or_default();
-    assert!(read.len() < blocks.len() && !read.contains(&leaf), "{read:?}");
+    assert_eq!(r.status, 502, "{}", r.text());
+    let r = get(f.addr, &format!("/ipfs/{big}?format=car&dag-scope=block")).await;
+    assert_eq!(
+        read_car(&r.body).1,
+        [big],
+        "the block scope needs only the target"
+    );
+}
+
+async fn start_node(dir: &Path, name: &str, store: Arc<BlockStore>) -> Arc<crate::exchange::Exchange> {
+    let key = shoal_net::identity::load_or_create(&dir.join(format!("{name}.key"))).unwrap();
+    let cfg = shoal_net::NetConfig {
+        listen: vec!["/ip4/127.0.0.1/tcp/0".into()],
+        mdns: false,
+        kad_mode: shoal_net::KadMode::Server,
+        ..shoal_net::NetConfig::default()
+    };
+    let (net, _task) = shoal_net::start(key, cfg).await.unwrap();
+    Arc::new(crate::exchange::Exchange::start(store, net))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn fetches_missing_blocks_through_the_exchange() {
+    let dir = tempfile::tempdir().unwrap();
+    let (store, root, _, big) = stocked_store(dir.path());
+    let provider = start_node(dir.path(), "a", store).await;
+    let empty = Arc::new(BlockStore::open(dir.path().join("empty")).unwrap());
+    let exchange = start_node(dir.path(), "b", empty.clone()).await;
+    let a = &provider.net;
+    let addr = a.listen_addrs().await.unwrap()[0].clone();
+    let addr = format!("{addr}/p2p/{}", a.peer_id()).parse().unwrap();
+    exchange.net.connect(addr).await.unwrap();
+    let gateway = serve(GatewayState {
+        store: empty.clone(),
+        feeds: Arc::new(Feeds(HashMap::new())),
+        exchange: Some(exchange),
+    })
+    .await;
+
+    let r = get(gateway, &format!("/ipfs/{root}/big.bin")).await;
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert_eq!(r.body, big);
+    let r = get(gateway, &format!("/ipfs/{root}/simple/pkg/")).await;
+    assert!(r.text().contains("pkg-1.0.tar.gz"), "{}", r.text());
+    let r = get(gateway, &format!("/ipfs/{root}/docs/?format=car")).await;
+    let docs = shoal_unixfs::export::resolve(&empty, &format!("{root}/docs").parse().unwrap()).unwrap();
+    assert_eq!(read_car(&r.body).1.len(), 1 + dag(&empty, &docs).len());
 }

@@ -52,9 +52,7 @@ pub fn car(mut blocks: Blocks, req: &Request, trail: Vec<Cid>) -> Result<Respons
     if etag_matches(req.if_none_match.as_deref(), &etag) {
         return Ok(not_modified(&etag));
     }
-    // the target is here before the status goes out; what is missing below
-    // it is fetched as the walk reaches it
-    blocks.block(&target)?;
+    precheck(&mut blocks, target, req.scope)?;
     let resp = Response::builder()
         .header(header::CONTENT_TYPE, CAR_TYPE)
         .header(header::X_CONTENT_TYPE_OPTIONS, "nosniff")
@@ -70,6 +68,24 @@ pub fn car(mut blocks: Blocks, req: &Request, trail: Vec<Cid>) -> Result<Respons
     build(resp.body(stream_body(blocks, move |blocks, out| {
         write_car(blocks, &trail, scope, out)
     })))
+}
+
+/// Makes what the CAR carries local before the status goes out, so that a
+/// block neither here nor obtainable is an error status, not a cut stream.
+/// (A sharded directory's shards are fetched as the walk reaches them.)
+fn precheck(blocks: &mut Blocks, target: Cid, scope: Scope) -> Result<(), GatewayError> {
+    let data = blocks.block(&target)?;
+    let is_dir = || match PbNode::decode(&data).ok().and_then(|n| n.data) {
+        Some(d) => {
+            UnixFsData::decode(&d).is_ok_and(|d| matches!(d.kind, NodeType::Directory | NodeType::HamtShard))
+        }
+        None => false,
+    };
+    match scope {
+        Scope::Block => Ok(()),
+        Scope::Entity if target.codec() == Codec::Raw.code() || is_dir() => Ok(()),
+        Scope::Entity | Scope::All => blocks.complete(&target),
+    }
 }
 
 /// The target, the scope, and (for a path) a digest of the blocks on it.
