@@ -52,7 +52,11 @@ pub fn car(mut blocks: Blocks, req: &Request, trail: Vec<Cid>) -> Result<Respons
     if etag_matches(req.if_none_match.as_deref(), &etag) {
         return Ok(not_modified(&etag));
     }
-    precheck(&mut blocks, target, req.scope)?;
+    if req.head {
+        blocks.block(&target)?;
+    } else {
+        precheck(&mut blocks, target, req.scope)?;
+    }
     let resp = Response::builder()
         .header(header::CONTENT_TYPE, CAR_TYPE)
         .header(header::X_CONTENT_TYPE_OPTIONS, "nosniff")
