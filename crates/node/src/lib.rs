@@ -9,6 +9,7 @@ pub mod feed_net;
 pub mod feed_ops;
 pub mod follow;
 pub mod framing;
+pub mod gateway;
 pub mod ops;
 pub mod rpc;
 mod rpc_feeds;
