@@ -314,7 +314,7 @@ start_daemon() { # HOME VAR: spawn a daemon, set VAR to its pid and START_MS to 
   local home=$1 var=$2 t0 i pid
   rm -f "$home/api" "$home/api.token"
   t0=$EPOCHREALTIME
-  SHOAL_HOME=$home "$SHOAL" daemon --listen /ip4/127.0.0.1/tcp/0 --api 127.0.0.1:0 \
+  SHOAL_HOME=$home "$SHOAL" daemon --listen /ip4/127.0.0.1/tcp/0 --api 127.0.0.1:0 --gateway 127.0.0.1:0 \
     >"$home/daemon.log" 2>&1 &
   pid=$!
   printf -v "$var" %s "$pid"

@@ -89,6 +89,7 @@ pub struct Daemon {
     pub peer_id: String,
     pub addr: String,
     pub api: String,
+    pub gateway: String,
 }
 
 impl Drop for Daemon {
@@ -114,6 +115,8 @@ impl Home {
                 "/ip4/127.0.0.1/tcp/0",
                 "--api",
                 "127.0.0.1:0",
+                "--gateway",
+                "127.0.0.1:0",
             ])
             .env("SHOAL_LOG", "error")
             .stdout(std::process::Stdio::piped())
@@ -132,6 +135,7 @@ impl Home {
             peer_id: v["peer_id"].as_str().unwrap().into(),
             addr: v["addrs"][0].as_str().unwrap().into(),
             api: v["api"].as_str().unwrap().into(),
+            gateway: v["gateway"].as_str().unwrap().into(),
         }
     }
 }
@@ -188,4 +192,71 @@ impl Rng {
         out.truncate(n);
         out
     }
+}
+
+/// A plain HTTP/1.1 response.
+pub struct HttpReply {
+    pub status: u16,
+    pub headers: Vec<(String, String)>,
+    pub body: Vec<u8>,
+}
+
+impl HttpReply {
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(k, _)| k.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
+    }
+}
+
+/// GET `url` (http://HOST:PORT/path) with extra headers; the connection
+/// closes after the reply (no chunked encoding to undo).
+pub fn http_get(url: &str, headers: &[(&str, &str)]) -> HttpReply {
+    use std::io::{Read, Write};
+    let rest = url.strip_prefix("http://").expect("an http:// URL");
+    let (host, path) = rest.split_at(rest.find('/').unwrap_or(rest.len()));
+    let path = if path.is_empty() { "/" } else { path };
+    let mut s = std::net::TcpStream::connect(host).expect("connect");
+    s.set_read_timeout(Some(std::time::Duration::from_secs(60))).unwrap();
+    let mut req = format!("GET {path} HTTP/1.0\r\nHost: {host}\r\n");
+    for (k, v) in headers {
+        req += &format!("{k}: {v}\r\n");
+    }
+    req += "\r\n";
+    s.write_all(req.as_bytes()).unwrap();
+    let mut raw = Vec::new();
+    s.read_to_end(&mut raw).unwrap();
+    let split = raw.windows(4).position(|w| w == b"\r\n\r\n").expect("a header end");
+    let head = String::from_utf8_lossy(&raw[..split]).to_string();
+    let mut lines = head.lines();
+    let status = lines.next().unwrap().split(' ').nth(1).unwrap().parse().unwrap();
+    let headers = lines
+        .filter_map(|l| l.split_once(':'))
+        .map(|(k, v)| (k.trim().to_owned(), v.trim().to_owned()))
+        .collect();
+    HttpReply {
+        status,
+        headers,
+        body: raw[split + 4..].to_vec(),
+    }
+}
+
+/// Every file under `dir` (relative path → bytes), for comparing trees.
+pub fn tree(dir: &Path) -> std::collections::BTreeMap<String, Vec<u8>> {
+    let mut out = std::collections::BTreeMap::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        for e in std::fs::read_dir(&d).unwrap() {
+            let p = e.unwrap().path();
+            let rel = p.strip_prefix(dir).unwrap().display().to_string();
+            if p.is_dir() {
+                out.insert(rel + "/", vec![]);
+                stack.push(p);
+            } else {
+                out.insert(rel, std::fs::read(&p).unwrap());
+            }
+        }
+    }
+    out
 }

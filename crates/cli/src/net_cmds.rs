@@ -152,7 +152,7 @@ pub fn daemon_run(a: DaemonArgs, json_out: bool) -> Result<()> {
     rt.block_on(shoal_node::daemon::run(home, a.overrides(), |ready| {
         if json_out {
             output::json(
-                &json!({"ready": true, "peer_id": ready.peer_id, "addrs": ready.addrs, "api": ready.api}),
+                &json!({"ready": true, "peer_id": ready.peer_id, "addrs": ready.addrs, "api": ready.api, "gateway": ready.gateway}),
             );
         } else {
             println!("shoal daemon ready: peer {}", ready.peer_id);
@@ -160,6 +160,9 @@ pub fn daemon_run(a: DaemonArgs, json_out: bool) -> Result<()> {
                 println!("listening on {addr}");
             }
             println!("API at {}", ready.api);
+            if let Some(gw) = &ready.gateway {
+                println!("gateway at {gw}");
+            }
         }
         use std::io::Write;
         let _ = std::io::stdout().flush();

@@ -31,10 +31,13 @@ impl Default for ApiConfig {
     }
 }
 
-/// The HTTP gateway (served from a later release; the address is reserved).
+/// The HTTP gateway: `/ipfs/CID[/path]` and `/feeds/KEY[@SEQ][/path]`.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct GatewayConfig {
+    /// Address to serve it on (port 0 picks one; "" disables the gateway).
+    /// Every feed and CID is served from one origin: keep it on loopback
+    /// unless the content is trusted.
     pub listen: String,
 }
 

@@ -46,6 +46,8 @@ pub struct Ready {
     pub peer_id: String,
     pub addrs: Vec<String>,
     pub api: String,
+    /// The HTTP gateway's URL (None when disabled).
+    pub gateway: Option<String>,
 }
 
 /// Files in SHOAL_HOME that tell the CLI where the API is.
@@ -131,6 +133,29 @@ async fn serve_feeds(home: &Path, follower: &Arc<crate::follow::Follower>) {
     }
 }
 
+/// Serves the HTTP gateway on `listen` ("" disables it); returns its URL.
+async fn start_gateway(listen: &str, state: &Arc<ApiState>) -> Result<Option<String>, DaemonError> {
+    if listen.is_empty() {
+        return Ok(None);
+    }
+    let err = |e: &dyn std::fmt::Display| DaemonError::Api(listen.to_owned(), format!("gateway: {e}"));
+    let addr: SocketAddr = listen.parse().map_err(|e| err(&e))?;
+    let listener = tokio::net::TcpListener::bind(addr).await.map_err(|e| err(&e))?;
+    let bound = listener.local_addr().map_err(|e| err(&e))?;
+    let gw = Arc::new(crate::gateway::GatewayState {
+        store: state.store.clone(),
+        feeds: Arc::new(crate::feed_resolver::NodeFeeds(state.feeds.clone())),
+        exchange: Some(state.exchange.clone()),
+    });
+    tokio::spawn(async move {
+        if let Err(e) = axum::serve(listener, crate::gateway::router(gw)).await {
+            tracing::error!("gateway stopped: {e}");
+        }
+    });
+    tracing::info!(%bound, "gateway listening");
+    Ok(Some(format!("http://{bound}")))
+}
+
 /// Runs the daemon until it is told to stop. `on_ready` is called once
 /// everything listens.
 pub async fn run(home: PathBuf, ov: Overrides, on_ready: impl FnOnce(&Ready)) -> Result<(), DaemonError> {
@@ -193,10 +218,12 @@ pub async fn run(home: PathBuf, ov: Overrides, on_ready: impl FnOnce(&Ready)) ->
         .iter()
         .map(|a| format!("{a}/p2p/{me}"))
         .collect();
+    let gateway = start_gateway(&cfg.gateway.listen, &state).await?;
     on_ready(&Ready {
         peer_id: me.to_string(),
         addrs,
         api: api_url,
+        gateway,
     });
     let shutdown = async move {
         let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok();

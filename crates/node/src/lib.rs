@@ -7,6 +7,7 @@ pub mod daemon;
 pub mod exchange;
 pub mod feed_net;
 pub mod feed_ops;
+mod feed_resolver;
 pub mod follow;
 pub mod framing;
 pub mod gateway;

@@ -1,0 +1,166 @@
+//! Feeds between real daemons: publish, follow into a directory, update,
+//! watch, serve through the gateway, and refuse what is wrong.
+
+mod support;
+
+use serde_json::Value;
+use support::{http_get, tree, Daemon, Home, Rng};
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+const CONFIG: &str = "[network]\nmdns = false\n";
+
+fn json(s: &str) -> Value {
+    serde_json::from_str(s).unwrap_or_else(|e| panic!("{e}: {s}"))
+}
+
+/// A small package-repository-like tree.
+fn make_repo(dir: &Path, rng: &mut Rng) {
+    for d in ["pool/main/a", "pool/main/b", "dists/stable"] {
+        std::fs::create_dir_all(dir.join(d)).unwrap();
+    }
+    for i in 0..12 {
+        let sub = if i % 2 == 0 { "a" } else { "b" };
+        let size = 1000 + rng.below(400_000) as usize;
+        std::fs::write(dir.join(format!("pool/main/{sub}/pkg{i}.deb")), rng.bytes(size)).unwrap();
+    }
+    std::fs::write(dir.join("dists/stable/Release"), b"Suite: stable\n").unwrap();
+}
+
+fn publish(h: &Home, dir: &Path) -> Value {
+    json(&h.ok(&["--json", "publish", dir.to_str().unwrap(), "--feed", "repo"]))
+}
+
+fn follow(h: &Home, key: &str, into: &Path, extra: &[&str]) -> Value {
+    let mut args = vec!["--json", "follow", key, "--into", into.to_str().unwrap(), "--timeout", "30"];
+    args.extend_from_slice(extra);
+    json(&h.ok(&args))
+}
+
+fn pair() -> (Home, Daemon, Home, Daemon, String) {
+    let a = Home::new();
+    let da = a.daemon(CONFIG);
+    let key = json(&a.ok(&["--json", "feed", "create", "repo"]))["key"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let b = Home::new();
+    let db = b.daemon(CONFIG);
+    (a, da, b, db, key)
+}
+
+#[test]
+fn a_follower_mirrors_each_snapshot_and_receives_only_what_changed() {
+    let (a, da, b, db, key) = pair();
+    let mut rng = Rng::new(7);
+    let repo = a.path().join("repo");
+    make_repo(&repo, &mut rng);
+    let first = publish(&a, &repo);
+    assert_eq!(first["seq"], 0);
+    let mirror = b.path().join("mirror");
+    let f1 = follow(&b, &key, &mirror, &["--peer", &da.addr]);
+    assert_eq!((f1["seq"].as_u64(), f1["root"].as_str()), (Some(0), first["root"].as_str()));
+    assert_eq!(tree(&mirror), tree(&repo));
+
+    // change one package, add one, remove one, touch the index
+    std::fs::write(repo.join("pool/main/a/pkg0.deb"), rng.bytes(50_000)).unwrap();
+    std::fs::write(repo.join("pool/main/b/new.deb"), rng.bytes(30_000)).unwrap();
+    std::fs::remove_file(repo.join("pool/main/b/pkg1.deb")).unwrap();
+    std::fs::write(repo.join("dists/stable/Release"), b"Suite: stable\nVersion: 2\n").unwrap();
+    let second = publish(&a, &repo);
+    assert_eq!(second["seq"], 1);
+    assert_eq!(second["reimported_files"], 3, "{second}");
+    let changed = second["bytes"]["added"].as_u64().unwrap() + second["bytes"]["changed"].as_u64().unwrap();
+    let f2 = follow(&b, &key, &mirror, &[]);
+    assert_eq!(f2["seq"], 1);
+    assert_eq!(tree(&mirror), tree(&repo));
+    let received = f2["bytes"].as_u64().unwrap();
+    // the changed content plus the new directory nodes along its paths
+    assert!(received >= changed && received < changed + 4096, "received {received} for {changed} changed");
+    assert_eq!(f2["files_removed"], 1);
+
+    // the log and the diff as the follower sees them
+    let log = json(&b.ok(&["--json", "feed", "log", &key]));
+    assert_eq!(log["snapshots"].as_array().unwrap().len(), 2);
+    let diff = json(&b.ok(&["--json", "diff", &format!("{key}@0"), &format!("{key}@1")]));
+    let paths: Vec<String> = diff["changes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| format!("{} {}", c["change"].as_str().unwrap(), c["path"].as_str().unwrap()))
+        .collect();
+    assert_eq!(
+        paths,
+        [
+            "M dists/stable/Release",
+            "M pool/main/a/pkg0.deb",
+            "A pool/main/b/new.deb",
+            "D pool/main/b/pkg1.deb"
+        ]
+    );
+
+    // the follower serves the feed through its gateway
+    let url = format!("{}/feeds/{key}/pool/main/b/new.deb", db.gateway);
+    let r = http_get(&url, &[]);
+    assert_eq!(r.status, 200);
+    assert_eq!(r.body, std::fs::read(repo.join("pool/main/b/new.deb")).unwrap());
+    let etag = r.header("etag").unwrap().to_owned();
+    let r = http_get(&url, &[("Range", "bytes=100-199")]);
+    assert_eq!((r.status, r.body.len()), (206, 100));
+    assert_eq!(http_get(&url, &[("If-None-Match", &etag)]).status, 304);
+    let old = http_get(&format!("{}/feeds/{key}@0/dists/stable/Release", db.gateway), &[]);
+    assert_eq!((old.status, &old.body[..]), (200, &b"Suite: stable\n"[..]));
+    let listing = http_get(&format!("{}/feeds/{key}/pool/main/", db.gateway), &[("Accept", "application/json")]);
+    assert_eq!(listing.status, 200);
+    assert_eq!(json(std::str::from_utf8(&listing.body).unwrap())["entries"].as_array().unwrap().len(), 2);
+    drop(da);
+}
+
+#[test]
+fn a_watching_follower_updates_on_its_own_and_a_dead_peer_does_not_stop_it() {
+    let (a, da, b, _db, key) = pair();
+    let mut rng = Rng::new(9);
+    let repo = a.path().join("repo");
+    make_repo(&repo, &mut rng);
+    publish(&a, &repo);
+    // one configured path is dead (a peer that is gone), one is alive
+    let gone = Home::new();
+    let dead = gone.daemon(CONFIG).addr.clone(); // dropped at once: nobody listens there
+    let mirror = b.path().join("mirror");
+    let f = follow(&b, &key, &mirror, &["--peer", &dead, "--peer", &da.addr, "--watch"]);
+    assert_eq!(f["seq"], 0);
+    std::fs::write(repo.join("dists/stable/Release"), b"Suite: stable\nVersion: 3\n").unwrap();
+    let start = Instant::now();
+    publish(&a, &repo);
+    while tree(&mirror) != tree(&repo) {
+        assert!(start.elapsed() < Duration::from_secs(20), "the watching follower never updated");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    eprintln!("watch: publish → mirror updated in {:?}", start.elapsed());
+}
+
+#[test]
+fn unknown_feeds_and_bad_requests_get_clear_errors() {
+    let (a, da, b, db, _key) = pair();
+    // a feed nobody has
+    let nobody = "g".repeat(64);
+    let out = b.run(&[
+        "follow",
+        "d75a980182b10ab7d54bfed3c964073a0ee172f3daa62325af021a68f707511a",
+        "--peer",
+        &da.addr,
+        "--timeout",
+        "3",
+    ]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success() && err.contains("no peer answered"), "{err}");
+    let err = b.fails(&["follow", &nobody, "--timeout", "1"]);
+    assert!(err.contains(&nobody), "{err}");
+    assert!(a.fails(&["publish", "/nonexistent", "--feed", "repo"]).contains("/nonexistent"));
+    assert!(a.fails(&["publish", "/tmp", "--feed", "nosuchfeed"]).contains("nosuchfeed"));
+    assert!(a.fails(&["feed", "log", "repo"]).contains("not known here"));
+    let gw = |p: &str| http_get(&format!("{}{p}", db.gateway), &[]).status;
+    assert_eq!(gw(&format!("/feeds/{nobody}/x")), 400);
+    assert_eq!(gw("/feeds/d75a980182b10ab7d54bfed3c964073a0ee172f3daa62325af021a68f707511a/x"), 404);
+    assert_eq!(gw("/ipfs/not-a-cid"), 400);
+}
