@@ -8,6 +8,16 @@ cd "$(dirname "$0")/.."
 fix_dev_null
 exec </dev/null  # nothing here reads input; keep tools (rustc probes) off any inherited stdin
 
+echo "== installing the Debian tools the package-manager tests use (apt-ftparchive, dpkg-deb)"
+if ! command -v apt-ftparchive >/dev/null || ! command -v dpkg-deb >/dev/null; then
+  if [ "$(id -u)" = 0 ]; then
+    apt-get update -qq && apt-get install -y -qq --no-install-recommends apt-utils dpkg >/dev/null
+  else
+    sudo apt-get update -qq && sudo apt-get install -y -qq --no-install-recommends apt-utils dpkg >/dev/null
+  fi
+fi
+python3 -m pip --version >/dev/null || { echo "python3 with pip is needed"; exit 1; }
+
 echo "== installing the JS reference harness and the Helia/js-libp2p peers (npm ci)"
 npm ci --prefix tests/interop/js --no-audit --no-fund --loglevel=error
 npm ci --prefix tests/interop/helia --no-audit --no-fund --loglevel=error
