@@ -151,9 +151,15 @@ pub fn follow(a: FollowArgs, json: bool) -> Result<()> {
     if r.unchanged {
         println!("up to date: snapshot {} {}", r.seq, r.root);
     } else {
-        println!("snapshot {} {}: received {} blocks ({} bytes)", r.seq, r.root, r.blocks, r.bytes);
+        println!(
+            "snapshot {} {}: received {} blocks ({} bytes)",
+            r.seq, r.root, r.blocks, r.bytes
+        );
         if into.is_some() {
-            println!("wrote {} files ({} bytes), removed {}", r.files_written, r.bytes_written, r.files_removed);
+            println!(
+                "wrote {} files ({} bytes), removed {}",
+                r.files_written, r.bytes_written, r.files_removed
+            );
         }
     }
     if a.watch {

@@ -117,7 +117,10 @@ fn place(dir: &Path, changes: &[Change], staged: Vec<PathBuf>) -> Result<Applied
         std::fs::rename(&tmp, &target).map_err(io(&target))?;
         done.files_written += 1;
     }
-    for c in changes.iter().filter(|c| c.kind == ChangeKind::Removed && !c.path.is_empty()) {
+    for c in changes
+        .iter()
+        .filter(|c| c.kind == ChangeKind::Removed && !c.path.is_empty())
+    {
         let target = dir.join(local(&c.path)?);
         let r = match std::fs::symlink_metadata(&target) {
             Ok(m) if m.is_dir() => std::fs::remove_dir_all(&target),

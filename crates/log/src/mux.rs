@@ -216,13 +216,26 @@ mod tests {
 
     #[test]
     fn malformed_frames_and_channel_floods_are_refused() {
-        for bad in [&b""[..], b"\x08\x01", b"\x08\x01\x12\x03abc", b"\x08\x01\x20\x01\x1a\x00", b"\xff\xff"] {
+        for bad in [
+            &b""[..],
+            b"\x08\x01",
+            b"\x08\x01\x12\x03abc",
+            b"\x08\x01\x20\x01\x1a\x00",
+            b"\xff\xff",
+        ] {
             assert!(Frame::decode(bad).is_err(), "{bad:?}");
         }
-        assert!(matches!(Frame::decode(&vec![0; MAX_FRAME + 1]), Err(MuxError::TooLarge(_))));
+        assert!(matches!(
+            Frame::decode(&vec![0; MAX_FRAME + 1]),
+            Err(MuxError::TooLarge(_))
+        ));
         let mut m = Mux::default();
         for i in 0..MAX_CHANNELS as u64 {
-            m.receive(Frame::Open { channel: i, key: [0; 32] }).unwrap();
+            m.receive(Frame::Open {
+                channel: i,
+                key: [0; 32],
+            })
+            .unwrap();
         }
         let one_more = Frame::Open {
             channel: u64::MAX,

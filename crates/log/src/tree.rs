@@ -167,7 +167,7 @@ impl Tree {
             let mut i = 2 * entry;
             while let Some(n) = self.nodes.get(&i) {
                 out.push(*n);
-                if flat::offset(i) % 2 == 0 {
+                if flat::offset(i).is_multiple_of(2) {
                     break; // a left child: its parent is completed by a later entry
                 }
                 i = flat::parent(i);

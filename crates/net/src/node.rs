@@ -1,9 +1,9 @@
 //! The swarm driver: one task owns the `Swarm`; everything else talks to it
 //! through a bounded command channel and gets answers on oneshots.
 
-use crate::gossip::GossipMessage;
 use crate::behaviour::{Behaviour, BehaviourEvent};
 use crate::config::NetConfig;
+use crate::gossip::GossipMessage;
 use futures::StreamExt;
 use libp2p::core::ConnectedPoint;
 use libp2p::identity::Keypair;
@@ -137,7 +137,8 @@ impl NodeHandle {
 
     /// Publishes `data` on a topic (fails when no peer is subscribed to it).
     pub async fn publish(&self, topic: &str, data: Vec<u8>) -> Result<(), NetError> {
-        self.ask(|tx| Command::Publish(topic.to_owned(), data, tx)).await?
+        self.ask(|tx| Command::Publish(topic.to_owned(), data, tx))
+            .await?
     }
 
     /// Every gossip message received from now on (bounded: a receiver that
@@ -406,7 +407,10 @@ impl Driver {
             Command::Publish(topic, data, tx) => {
                 let t = libp2p::gossipsub::IdentTopic::new(topic);
                 let r = self.swarm.behaviour_mut().gossip.publish(t, data);
-                let _ = tx.send(r.map(drop).map_err(|e| NetError::Query(format!("gossipsub: {e}"))));
+                let _ = tx.send(
+                    r.map(drop)
+                        .map_err(|e| NetError::Query(format!("gossipsub: {e}"))),
+                );
             }
             Command::AddAddress(peer, addr) => {
                 self.swarm.behaviour_mut().kad.add_address(&peer, addr.clone());

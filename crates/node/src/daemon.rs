@@ -195,7 +195,8 @@ pub async fn run(home: PathBuf, ov: Overrides, on_ready: impl FnOnce(&Ready)) ->
     let store = Arc::new(store);
     let exchange = Arc::new(crate::exchange::Exchange::start(store.clone(), net.clone()));
     announce_pins(store.clone(), net.clone());
-    let feeds = Arc::new(shoal_feeds::Feeds::open(store.dir()).map_err(|e| DaemonError::Store(e.to_string()))?);
+    let feeds =
+        Arc::new(shoal_feeds::Feeds::open(store.dir()).map_err(|e| DaemonError::Store(e.to_string()))?);
     let fnet = crate::feed_net::FeedNet::start(feeds.clone(), net.clone());
     let follower = crate::follow::Follower::new(fnet.clone(), exchange.clone());
     serve_feeds(&home, &follower).await;

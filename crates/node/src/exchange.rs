@@ -87,7 +87,7 @@ pub struct FetchReport {
 /// The next sync request, or nothing left to fetch.
 enum Next {
     Complete,
-    Ask(Request),
+    Ask(Box<Request>),
 }
 
 impl Exchange {
@@ -275,7 +275,7 @@ fn next_request(store: &BlockStore, path: &IpfsPath) -> Result<Next, FetchError>
             let mut req = Request::new(path.root);
             req.path = path.segments.clone();
             req.window = WINDOW;
-            return Ok(Next::Ask(req));
+            return Ok(Next::Ask(Box::new(req)));
         }
         Err(ExportError::Store(e)) => return Err(e.into()),
         Err(e) => return Err(FetchError::Path(e.to_string())),
@@ -290,5 +290,5 @@ fn next_request(store: &BlockStore, path: &IpfsPath) -> Result<Next, FetchError>
     if walk.missing != [target] {
         req.want = walk.missing.into_iter().take(MAX_WANT).collect();
     }
-    Ok(Next::Ask(req))
+    Ok(Next::Ask(Box::new(req)))
 }

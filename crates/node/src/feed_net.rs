@@ -160,7 +160,8 @@ impl FeedNet {
 
     /// The best verified head we know for the feed.
     pub fn head(&self, id: &FeedId) -> Option<SignedHead> {
-        self.tracked(&discovery_key(&id.0)).and_then(|t| lock(&t).log.head())
+        self.tracked(&discovery_key(&id.0))
+            .and_then(|t| lock(&t).log.head())
     }
 
     /// Entries of the feed we hold (verified, contiguous).
@@ -189,7 +190,10 @@ impl FeedNet {
     /// Asks `peer` about the feed (opens a session if needed).
     pub async fn ask(self: &Arc<Self>, peer: PeerId, id: &FeedId) -> bool {
         let dk = discovery_key(&id.0);
-        let existing = lock(&self.sessions).get(&peer).filter(|s| !s.is_closed()).cloned();
+        let existing = lock(&self.sessions)
+            .get(&peer)
+            .filter(|s| !s.is_closed())
+            .cloned();
         let tx = match existing {
             Some(tx) => tx,
             None => {
@@ -309,8 +313,8 @@ impl FeedNet {
         if let Some(f) = s.mux.open(dk) {
             s.out.push(f);
         }
-        if !s.channels.contains_key(&dk) {
-            s.channels.insert(dk, Channel::open(&lock(&t).log));
+        if let std::collections::hash_map::Entry::Vacant(e) = s.channels.entry(dk) {
+            e.insert(Channel::open(&lock(&t).log));
             self.drain(s, dk);
         }
     }

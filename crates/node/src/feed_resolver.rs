@@ -20,7 +20,11 @@ impl FeedResolver for NodeFeeds {
             (Some(s), _) => Some(s),
             (None, Some(f)) => match f.materialized {
                 Some(m) => Some(m),
-                None => return Err(GatewayError::NotFound(format!("feed {id}: no snapshot fetched yet"))),
+                None => {
+                    return Err(GatewayError::NotFound(format!(
+                        "feed {id}: no snapshot fetched yet"
+                    )))
+                }
             },
             (None, None) => None,
         };
@@ -30,7 +34,9 @@ impl FeedResolver for NodeFeeds {
                 seq,
                 time: s.time,
             }),
-            Err(e @ (FeedError::Unknown(_) | FeedError::NoSnapshot(..))) => Err(GatewayError::NotFound(e.to_string())),
+            Err(e @ (FeedError::Unknown(_) | FeedError::NoSnapshot(..))) => {
+                Err(GatewayError::NotFound(e.to_string()))
+            }
             Err(e) => Err(internal(e)),
         }
     }

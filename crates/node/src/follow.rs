@@ -105,7 +105,9 @@ impl Follower {
                 };
                 if behind {
                     match me.follow_once(id, None, &[], Duration::from_secs(600)).await {
-                        Ok(r) => tracing::info!(feed = %id, seq = r.seq, bytes = r.bytes, "followed a new snapshot"),
+                        Ok(r) => {
+                            tracing::info!(feed = %id, seq = r.seq, bytes = r.bytes, "followed a new snapshot")
+                        }
                         Err(e) => tracing::warn!(feed = %id, "follow: {e}"),
                     }
                 }
@@ -120,7 +122,11 @@ impl Follower {
     /// Asks connected peers and the DHT's providers about the feed.
     async fn poll_peers(&self, id: FeedId) {
         let net = &self.fnet.net;
-        let mut peers: Vec<PeerId> = net.peers().await.map(|v| v.iter().map(|p| p.peer).collect()).unwrap_or_default();
+        let mut peers: Vec<PeerId> = net
+            .peers()
+            .await
+            .map(|v| v.iter().map(|p| p.peer).collect())
+            .unwrap_or_default();
         if let Ok(found) = net.find_providers(discovery_key(&id.0).to_vec()).await {
             peers.extend(found.into_iter().filter(|p| *p != net.peer_id()));
         }
@@ -152,7 +158,11 @@ impl Follower {
             None => None,
         };
         let progress = Arc::new(Progress::default());
-        let fetch_err = |reason: String| FollowError::Fetch { feed: id, seq, reason };
+        let fetch_err = |reason: String| FollowError::Fetch {
+            feed: id,
+            seq,
+            reason,
+        };
         self.skeleton(snap.root, deadline, &progress).await;
         let left = deadline.saturating_duration_since(Instant::now());
         self.exchange
@@ -191,7 +201,10 @@ impl Follower {
         });
         r.into = into;
         r.materialized = Some(seq);
-        feeds.state.set_follow(&id.0, &r).map_err(shoal_feeds::FeedError::from)?;
+        feeds
+            .state
+            .set_follow(&id.0, &r)
+            .map_err(shoal_feeds::FeedError::from)?;
         let net = self.fnet.net.clone();
         let root = snap.root;
         tokio::spawn(async move { net.provide(root.hash().to_bytes()).await });
@@ -211,7 +224,12 @@ impl Follower {
 
     /// Asks every peer we can find about the feed and waits until the log
     /// is complete up to the best head anyone reported.
-    async fn learn_head(&self, id: FeedId, peers: &[Multiaddr], deadline: Instant) -> Result<(), FollowError> {
+    async fn learn_head(
+        &self,
+        id: FeedId,
+        peers: &[Multiaddr],
+        deadline: Instant,
+    ) -> Result<(), FollowError> {
         let mut changes = self.fnet.changes();
         let net = &self.fnet.net;
         for a in peers {
@@ -220,7 +238,11 @@ impl Follower {
             }
         }
         let mut asked: HashSet<PeerId> = HashSet::new();
-        let connected: Vec<PeerId> = net.peers().await.map(|v| v.iter().map(|p| p.peer).collect()).unwrap_or_default();
+        let connected: Vec<PeerId> = net
+            .peers()
+            .await
+            .map(|v| v.iter().map(|p| p.peer).collect())
+            .unwrap_or_default();
         for p in connected {
             if asked.insert(p) {
                 self.fnet.ask(p, &id).await;
@@ -281,13 +303,18 @@ impl Follower {
                 return;
             }
             for chunk in level.chunks(MAX_WANT) {
-                self.blocks_from_peers(root, chunk, deadline, progress, &mut banned).await;
+                self.blocks_from_peers(root, chunk, deadline, progress, &mut banned)
+                    .await;
             }
             let mut next = Vec::new();
             let mut seen = HashSet::new();
             for c in &level {
-                let Ok(Some(bytes)) = store.try_get(c) else { continue };
-                let Ok(node) = PbNode::decode(&bytes) else { continue };
+                let Ok(Some(bytes)) = store.try_get(c) else {
+                    continue;
+                };
+                let Ok(node) = PbNode::decode(&bytes) else {
+                    continue;
+                };
                 for l in node.links {
                     let pb = Codec::of(&l.hash).ok() == Some(Codec::DagPb);
                     if pb && seen.insert(l.hash) && !store.has(&l.hash).unwrap_or(true) {
@@ -314,7 +341,11 @@ impl Follower {
             if banned.contains(&p) {
                 continue;
             }
-            let want: Vec<Cid> = want.iter().filter(|c| !store.has(c).unwrap_or(false)).copied().collect();
+            let want: Vec<Cid> = want
+                .iter()
+                .filter(|c| !store.has(c).unwrap_or(false))
+                .copied()
+                .collect();
             if want.is_empty() {
                 return;
             }

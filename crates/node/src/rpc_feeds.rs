@@ -87,7 +87,9 @@ const MAX_FOLLOW: u64 = 24 * 3600;
 async fn follow(s: &Arc<ApiState>, a: FollowArg) -> Reply {
     let (id, seq) = feed_ops::parse_feed(&s.home, &a.feed).map_err(ApiError::from)?;
     if seq.is_some() {
-        return Err(bad("follow: name the feed without @SEQ (a follow tracks the newest snapshot)"));
+        return Err(bad(
+            "follow: name the feed without @SEQ (a follow tracks the newest snapshot)",
+        ));
     }
     if a.into.as_ref().is_some_and(|d| !d.is_absolute()) {
         return Err(bad("follow: the directory must be absolute"));
@@ -95,7 +97,10 @@ async fn follow(s: &Arc<ApiState>, a: FollowArg) -> Reply {
     let peers = a
         .peers
         .iter()
-        .map(|p| p.parse().map_err(|e| bad(format!("'{p}' is not a multiaddr: {e}"))))
+        .map(|p| {
+            p.parse()
+                .map_err(|e| bad(format!("'{p}' is not a multiaddr: {e}")))
+        })
         .collect::<Result<Vec<shoal_net::Multiaddr>, _>>()?;
     let timeout = std::time::Duration::from_secs(a.timeout_secs.unwrap_or(600).min(MAX_FOLLOW));
     let reply = s
