@@ -4,9 +4,9 @@
 mod support;
 
 use serde_json::Value;
-use support::{http_get, tree, Daemon, Home, Rng};
 use std::path::Path;
 use std::time::{Duration, Instant};
+use support::{http_get, tree, Daemon, Home, Rng};
 
 const CONFIG: &str = "[network]\nmdns = false\n";
 
@@ -32,7 +32,15 @@ fn publish(h: &Home, dir: &Path) -> Value {
 }
 
 fn follow(h: &Home, key: &str, into: &Path, extra: &[&str]) -> Value {
-    let mut args = vec!["--json", "follow", key, "--into", into.to_str().unwrap(), "--timeout", "30"];
+    let mut args = vec![
+        "--json",
+        "follow",
+        key,
+        "--into",
+        into.to_str().unwrap(),
+        "--timeout",
+        "30",
+    ];
     args.extend_from_slice(extra);
     json(&h.ok(&args))
 }
@@ -59,7 +67,10 @@ fn a_follower_mirrors_each_snapshot_and_receives_only_what_changed() {
     assert_eq!(first["seq"], 0);
     let mirror = b.path().join("mirror");
     let f1 = follow(&b, &key, &mirror, &["--peer", &da.addr]);
-    assert_eq!((f1["seq"].as_u64(), f1["root"].as_str()), (Some(0), first["root"].as_str()));
+    assert_eq!(
+        (f1["seq"].as_u64(), f1["root"].as_str()),
+        (Some(0), first["root"].as_str())
+    );
     assert_eq!(tree(&mirror), tree(&repo));
 
     // change one package, add one, remove one, touch the index
@@ -76,7 +87,10 @@ fn a_follower_mirrors_each_snapshot_and_receives_only_what_changed() {
     assert_eq!(tree(&mirror), tree(&repo));
     let received = f2["bytes"].as_u64().unwrap();
     // the changed content plus the new directory nodes along its paths
-    assert!(received >= changed && received < changed + 4096, "received {received} for {changed} changed");
+    assert!(
+        received >= changed && received < changed + 4096,
+        "received {received} for {changed} changed"
+    );
     assert_eq!(f2["files_removed"], 1);
 
     // the log and the diff as the follower sees them
@@ -87,7 +101,13 @@ fn a_follower_mirrors_each_snapshot_and_receives_only_what_changed() {
         .as_array()
         .unwrap()
         .iter()
-        .map(|c| format!("{} {}", c["change"].as_str().unwrap(), c["path"].as_str().unwrap()))
+        .map(|c| {
+            format!(
+                "{} {}",
+                c["change"].as_str().unwrap(),
+                c["path"].as_str().unwrap()
+            )
+        })
         .collect();
     assert_eq!(
         paths,
@@ -110,9 +130,18 @@ fn a_follower_mirrors_each_snapshot_and_receives_only_what_changed() {
     assert_eq!(http_get(&url, &[("If-None-Match", &etag)]).status, 304);
     let old = http_get(&format!("{}/feeds/{key}@0/dists/stable/Release", db.gateway), &[]);
     assert_eq!((old.status, &old.body[..]), (200, &b"Suite: stable\n"[..]));
-    let listing = http_get(&format!("{}/feeds/{key}/pool/main/", db.gateway), &[("Accept", "application/json")]);
+    let listing = http_get(
+        &format!("{}/feeds/{key}/pool/main/", db.gateway),
+        &[("Accept", "application/json")],
+    );
     assert_eq!(listing.status, 200);
-    assert_eq!(json(std::str::from_utf8(&listing.body).unwrap())["entries"].as_array().unwrap().len(), 2);
+    assert_eq!(
+        json(std::str::from_utf8(&listing.body).unwrap())["entries"]
+            .as_array()
+            .unwrap()
+            .len(),
+        2
+    );
     drop(da);
 }
 
@@ -127,13 +156,21 @@ fn a_watching_follower_updates_on_its_own_and_a_dead_peer_does_not_stop_it() {
     let gone = Home::new();
     let dead = gone.daemon(CONFIG).addr.clone(); // dropped at once: nobody listens there
     let mirror = b.path().join("mirror");
-    let f = follow(&b, &key, &mirror, &["--peer", &dead, "--peer", &da.addr, "--watch"]);
+    let f = follow(
+        &b,
+        &key,
+        &mirror,
+        &["--peer", &dead, "--peer", &da.addr, "--watch"],
+    );
     assert_eq!(f["seq"], 0);
     std::fs::write(repo.join("dists/stable/Release"), b"Suite: stable\nVersion: 3\n").unwrap();
     let start = Instant::now();
     publish(&a, &repo);
     while tree(&mirror) != tree(&repo) {
-        assert!(start.elapsed() < Duration::from_secs(20), "the watching follower never updated");
+        assert!(
+            start.elapsed() < Duration::from_secs(20),
+            "the watching follower never updated"
+        );
         std::thread::sleep(Duration::from_millis(100));
     }
     eprintln!("watch: publish → mirror updated in {:?}", start.elapsed());
@@ -156,11 +193,110 @@ fn unknown_feeds_and_bad_requests_get_clear_errors() {
     assert!(!out.status.success() && err.contains("no peer answered"), "{err}");
     let err = b.fails(&["follow", &nobody, "--timeout", "1"]);
     assert!(err.contains(&nobody), "{err}");
-    assert!(a.fails(&["publish", "/nonexistent", "--feed", "repo"]).contains("/nonexistent"));
-    assert!(a.fails(&["publish", "/tmp", "--feed", "nosuchfeed"]).contains("nosuchfeed"));
+    assert!(a
+        .fails(&["publish", "/nonexistent", "--feed", "repo"])
+        .contains("/nonexistent"));
+    assert!(a
+        .fails(&["publish", "/tmp", "--feed", "nosuchfeed"])
+        .contains("nosuchfeed"));
     assert!(a.fails(&["feed", "log", "repo"]).contains("not known here"));
     let gw = |p: &str| http_get(&format!("{}{p}", db.gateway), &[]).status;
     assert_eq!(gw(&format!("/feeds/{nobody}/x")), 400);
-    assert_eq!(gw("/feeds/d75a980182b10ab7d54bfed3c964073a0ee172f3daa62325af021a68f707511a/x"), 404);
+    assert_eq!(
+        gw("/feeds/d75a980182b10ab7d54bfed3c964073a0ee172f3daa62325af021a68f707511a/x"),
+        404
+    );
     assert_eq!(gw("/ipfs/not-a-cid"), 400);
+}
+
+#[test]
+fn a_restarted_follower_finds_the_feed_through_the_peers_it_remembers() {
+    let (a, da, b, db, key) = pair();
+    let mut rng = Rng::new(11);
+    let repo = a.path().join("repo");
+    make_repo(&repo, &mut rng);
+    publish(&a, &repo);
+    let mirror = b.path().join("mirror");
+    follow(&b, &key, &mirror, &["--peer", &da.addr]);
+    drop(db); // the follower restarts: no connections, an empty DHT
+    let _db = b.daemon(CONFIG);
+    std::fs::write(repo.join("dists/stable/Release"), b"Suite: stable\nVersion: 4\n").unwrap();
+    publish(&a, &repo);
+    let f = follow(&b, &key, &mirror, &[]);
+    assert_eq!(f["seq"], 1);
+    assert_eq!(tree(&mirror), tree(&repo));
+}
+
+#[test]
+fn a_snapshot_nobody_can_serve_fails_clearly_and_the_old_one_stays() {
+    let (a, _da, b, db, key) = pair();
+    let mut rng = Rng::new(12);
+    let repo = a.path().join("repo");
+    make_repo(&repo, &mut rng);
+    publish(&a, &repo);
+    let mirror = b.path().join("mirror");
+    let da_addr = _da.addr.clone();
+    follow(&b, &key, &mirror, &["--peer", &da_addr]);
+    let before = tree(&mirror);
+    // the publisher indexes files in place: once the new file is gone, nobody has its blocks
+    std::fs::write(repo.join("pool/main/a/lost.deb"), rng.bytes(70_000)).unwrap();
+    publish(&a, &repo);
+    std::fs::remove_file(repo.join("pool/main/a/lost.deb")).unwrap();
+    let out = b.run(&[
+        "follow",
+        &key,
+        "--into",
+        mirror.to_str().unwrap(),
+        "--timeout",
+        "4",
+    ]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "the follow should fail");
+    assert!(err.contains("snapshot 1"), "{err}");
+    assert_eq!(tree(&mirror), before, "the previous snapshot stays materialized");
+    let r = http_get(&format!("{}/feeds/{key}/dists/stable/Release", db.gateway), &[]);
+    assert_eq!(
+        (r.status, &r.body[..]),
+        (200, &b"Suite: stable\n"[..]),
+        "and served"
+    );
+}
+
+#[test]
+fn a_directory_that_changes_during_publish_never_yields_a_torn_snapshot() {
+    let a = Home::new();
+    a.ok(&["feed", "create", "repo"]);
+    let repo = a.path().join("repo");
+    std::fs::create_dir_all(&repo).unwrap();
+    let file = repo.join("big.bin");
+    std::fs::write(&file, vec![0u8; 24 << 20]).unwrap();
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let writer = {
+        let (stop, file) = (stop.clone(), file.clone());
+        std::thread::spawn(move || {
+            // rewrite the file in place, each version one byte value throughout
+            let mut v = 1u8;
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                use std::io::Write;
+                let mut f = std::fs::OpenOptions::new().write(true).open(&file).unwrap();
+                for _ in 0..24 {
+                    f.write_all(&vec![v; 1 << 20]).unwrap();
+                }
+                v = v.wrapping_add(1).max(1);
+            }
+        })
+    };
+    let out = a.run(&["--json", "publish", repo.to_str().unwrap(), "--feed", "repo"]);
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    writer.join().unwrap();
+    if out.status.success() {
+        // whatever was published is one whole version of the file
+        let v = json(&String::from_utf8_lossy(&out.stdout));
+        let bytes = a.ok_bytes(&["cat", &format!("{}/big.bin", v["root"].as_str().unwrap())]);
+        assert_eq!(bytes.len(), 24 << 20);
+        assert!(bytes.iter().all(|b| *b == bytes[0]), "a torn file was published");
+    } else {
+        let err = String::from_utf8_lossy(&out.stdout); // --json: the error is JSON on stdout
+        assert!(err.contains("kept changing"), "{err}");
+    }
 }

@@ -19,6 +19,11 @@ const META: TableDefinition<&str, u64> = TableDefinition::new("meta");
 const INDEX: TableDefinition<&[u8], &[u8]> = TableDefinition::new("index");
 /// feed (32) → follow record
 const FOLLOWS: TableDefinition<&[u8], &[u8]> = TableDefinition::new("follows");
+/// feed (32) → peers that served it, one multiaddr per line
+const PEERS: TableDefinition<&[u8], &str> = TableDefinition::new("peers");
+
+/// Peers remembered per feed at most.
+pub const MAX_PEERS: usize = 16;
 
 pub const VERSION: u64 = 1;
 
@@ -80,6 +85,7 @@ impl FeedState {
             }
             txn.open_table(INDEX).map_err(dberr)?;
             txn.open_table(FOLLOWS).map_err(dberr)?;
+            txn.open_table(PEERS).map_err(dberr)?;
         }
         txn.commit().map_err(dberr)?;
         Ok(FeedState { db })
@@ -136,6 +142,32 @@ impl FeedState {
         {
             let mut t = txn.open_table(FOLLOWS).map_err(dberr)?;
             t.insert(&feed[..], &encode_follow(f)[..]).map_err(dberr)?;
+        }
+        txn.commit().map_err(dberr)
+    }
+
+    /// Peers (multiaddrs ending in /p2p/ID) that served the feed lately.
+    pub fn peers(&self, feed: &[u8; 32]) -> Result<Vec<String>, StateError> {
+        let txn = self.db.begin_read().map_err(dberr)?;
+        let t = txn.open_table(PEERS).map_err(dberr)?;
+        let v = t.get(&feed[..]).map_err(dberr)?;
+        Ok(v.map(|v| v.value().lines().map(str::to_owned).collect())
+            .unwrap_or_default())
+    }
+
+    /// Remembers the peers that served the feed (newest first, bounded).
+    pub fn remember_peers(&self, feed: &[u8; 32], fresh: &[String]) -> Result<(), StateError> {
+        let mut all: Vec<String> = fresh.iter().filter(|p| !p.contains('\n')).cloned().collect();
+        for p in self.peers(feed)? {
+            if !all.contains(&p) {
+                all.push(p);
+            }
+        }
+        all.truncate(MAX_PEERS);
+        let txn = self.db.begin_write().map_err(dberr)?;
+        {
+            let mut t = txn.open_table(PEERS).map_err(dberr)?;
+            t.insert(&feed[..], all.join("\n").as_str()).map_err(dberr)?;
         }
         txn.commit().map_err(dberr)
     }
@@ -315,5 +347,13 @@ mod tests {
         assert_eq!(st.follow(&[3; 32]).unwrap(), Some(f.clone()));
         assert_eq!(st.follows().unwrap(), vec![([3; 32], f)]);
         assert_eq!(decode(b"f\x01"), None);
+        st.remember_peers(&[3; 32], &["/ip4/1.2.3.4/tcp/1/p2p/a".into()])
+            .unwrap();
+        st.remember_peers(&[3; 32], &["/ip4/1.2.3.4/tcp/2/p2p/b".into()])
+            .unwrap();
+        assert_eq!(
+            st.peers(&[3; 32]).unwrap(),
+            ["/ip4/1.2.3.4/tcp/2/p2p/b", "/ip4/1.2.3.4/tcp/1/p2p/a"]
+        );
     }
 }

@@ -14,6 +14,6 @@ pub mod streams;
 
 pub use config::{KadMode, NetConfig};
 pub use gossip::GossipMessage;
-pub use libp2p::{Multiaddr, PeerId, Stream, StreamProtocol};
+pub use libp2p::{multiaddr, Multiaddr, PeerId, Stream, StreamProtocol};
 pub use node::{start, NetError, NodeHandle, PeerInfo};
 pub use streams::{Incoming, OpenStreamError, Streams};

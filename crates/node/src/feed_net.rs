@@ -170,6 +170,12 @@ impl FeedNet {
             .map_or(0, |t| lock(&t).log.length())
     }
 
+    /// The peers that have told us their head of the feed.
+    pub fn heard_from(&self, id: &FeedId) -> Vec<PeerId> {
+        self.tracked(&discovery_key(&id.0))
+            .map_or(Vec::new(), |t| lock(&t).heard.iter().copied().collect())
+    }
+
     /// How many peers have told us their head of the feed.
     pub fn heard(&self, id: &FeedId) -> usize {
         self.tracked(&discovery_key(&id.0))

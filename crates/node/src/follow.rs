@@ -151,7 +151,16 @@ impl Follower {
         let mut record = feeds.state.follow(&id.0).map_err(shoal_feeds::FeedError::from)?;
         let into = into.or_else(|| record.as_ref().and_then(|r| r.into.clone()));
         self.fnet.track(id).await?;
-        self.learn_head(id, peers, deadline).await?;
+        // peers that served this feed before are one more way to find it
+        let mut peers = peers.to_vec();
+        for p in feeds.state.peers(&id.0).unwrap_or_default() {
+            if let Ok(a) = p.parse::<Multiaddr>() {
+                if !peers.contains(&a) {
+                    peers.push(a);
+                }
+            }
+        }
+        self.learn_head(id, &peers, deadline).await?;
         let (seq, snap) = feeds.snapshot(&id, None)?;
         let previous = match record.as_ref().and_then(|r| r.materialized) {
             Some(m) => Some(feeds.snapshot(&id, Some(m))?.1.root),
@@ -205,6 +214,7 @@ impl Follower {
             .state
             .set_follow(&id.0, &r)
             .map_err(shoal_feeds::FeedError::from)?;
+        self.remember_peers(id).await;
         let net = self.fnet.net.clone();
         let root = snap.root;
         tokio::spawn(async move { net.provide(root.hash().to_bytes()).await });
@@ -220,6 +230,31 @@ impl Follower {
             files_removed: applied.removed,
             elapsed_ms: start.elapsed().as_millis() as u64,
         })
+    }
+
+    /// Stores where the peers that told us the feed's head can be dialed
+    /// (addresses we dialed them on), for the next follow or restart.
+    async fn remember_peers(&self, id: FeedId) {
+        let heard = self.fnet.heard_from(&id);
+        let Ok(connected) = self.fnet.net.peers().await else {
+            return;
+        };
+        let addrs: Vec<String> = connected
+            .iter()
+            .filter(|p| heard.contains(&p.peer))
+            .flat_map(|p| {
+                p.addrs
+                    .iter()
+                    .filter(|(_, outbound)| *outbound)
+                    .map(move |(a, _)| match a.iter().last() {
+                        Some(shoal_net::multiaddr::Protocol::P2p(_)) => a.to_string(),
+                        _ => format!("{a}/p2p/{}", p.peer),
+                    })
+            })
+            .collect();
+        if !addrs.is_empty() {
+            let _ = self.fnet.feeds.state.remember_peers(&id.0, &addrs);
+        }
     }
 
     /// Asks every peer we can find about the feed and waits until the log
