@@ -6,9 +6,9 @@ mod support;
 
 use serde_json::Value;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 use std::time::{Duration, Instant};
-use support::{Daemon, Home, Rng};
+use support::{liar, Daemon, Home, Rng};
 
 fn start(home: &Home) -> Daemon {
     home.daemon("[network]\nmdns = false\nkad_mode = \"server\"\n")
@@ -60,34 +60,6 @@ fn wait_for_provider(home: &Home, root: &str, peer: &str) {
         );
         std::thread::sleep(Duration::from_millis(200));
     }
-}
-
-struct Liar(Child, String);
-
-impl Drop for Liar {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-/// Starts `shoal-liar` over a store holding `tree` (imported offline).
-fn liar(tree: &Path) -> Liar {
-    use std::io::BufRead;
-    let home = Box::leak(Box::new(Home::new()));
-    home.ok(&["add", "-r", "-Q", tree.to_str().unwrap()]);
-    let bin = support::shoal_bin().with_file_name("shoal-liar");
-    let mut child = Command::new(bin)
-        .arg(home.home().join("store"))
-        .stdout(Stdio::piped())
-        .spawn()
-        .expect("shoal-liar (cargo build -p shoal-tests --bins)");
-    let mut line = String::new();
-    std::io::BufReader::new(child.stdout.take().unwrap())
-        .read_line(&mut line)
-        .unwrap();
-    let v: Value = serde_json::from_str(&line).unwrap_or_else(|_| panic!("liar said: {line}"));
-    Liar(child, v["addr"].as_str().unwrap().into())
 }
 
 #[test]

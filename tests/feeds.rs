@@ -300,3 +300,81 @@ fn a_directory_that_changes_during_publish_never_yields_a_torn_snapshot() {
         assert!(err.contains("kept changing"), "{err}");
     }
 }
+
+#[test]
+fn a_peer_that_forges_the_feed_is_blocked_and_the_follow_completes_from_honest_ones() {
+    let (a, da, b, db, key) = pair();
+    let mut rng = Rng::new(13);
+    let repo = a.path().join("repo");
+    make_repo(&repo, &mut rng);
+    publish(&a, &repo);
+    // the liar holds the same tree (and serves it corrupted) and claims a longer, unsigned head
+    let liar = support::liar(&repo);
+    let mirror = b.path().join("mirror");
+    let f = follow(&b, &key, &mirror, &["--peer", &liar.1, "--peer", &da.addr]);
+    assert_eq!(f["seq"], 0);
+    assert_eq!(tree(&mirror), tree(&repo));
+    let peers = json(&b.ok(&["--json", "peers"]));
+    let liar_id = liar.1.rsplit('/').next().unwrap();
+    assert!(
+        !peers.to_string().contains(liar_id),
+        "the liar should be disconnected and blocked: {peers}"
+    );
+    let _ = db;
+}
+
+/// Runs `f` with a 4 MiB tmpfs mounted at `dir` (needs root: skipped, with a
+/// message, where mounting is not allowed).
+fn with_small_disk(dir: &Path, f: impl FnOnce()) {
+    std::fs::create_dir_all(dir).unwrap();
+    let mounted = std::process::Command::new("mount")
+        .args(["-t", "tmpfs", "-o", "size=4m", "tmpfs", dir.to_str().unwrap()])
+        .status()
+        .is_ok_and(|s| s.success());
+    if !mounted {
+        eprintln!("SKIPPED: cannot mount a tmpfs here (not root?)");
+        return;
+    }
+    let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(f));
+    let _ = std::process::Command::new("umount").arg(dir).status();
+    if let Err(e) = result {
+        std::panic::resume_unwind(e);
+    }
+}
+
+#[test]
+fn a_full_disk_during_follow_leaves_the_previous_snapshot_in_place() {
+    let (a, da, b, db, key) = pair();
+    let mut rng = Rng::new(14);
+    let repo = a.path().join("repo");
+    std::fs::create_dir_all(repo.join("pool")).unwrap();
+    std::fs::write(repo.join("pool/small.deb"), rng.bytes(100_000)).unwrap();
+    std::fs::write(repo.join("Release"), b"v1").unwrap();
+    publish(&a, &repo);
+    let mirror = b.path().join("mirror");
+    with_small_disk(&mirror, || {
+        follow(&b, &key, &mirror, &["--peer", &da.addr]);
+        let before = tree(&mirror);
+        std::fs::write(repo.join("pool/big.deb"), rng.bytes(6 << 20)).unwrap();
+        std::fs::write(repo.join("Release"), b"v2").unwrap();
+        publish(&a, &repo);
+        let out = b.run(&[
+            "follow",
+            &key,
+            "--into",
+            mirror.to_str().unwrap(),
+            "--timeout",
+            "30",
+        ]);
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success(), "the follow should fail on a full disk");
+        assert!(err.contains("No space left"), "{err}");
+        assert_eq!(tree(&mirror), before, "the previous snapshot stays whole");
+        let r = http_get(&format!("{}/feeds/{key}/Release", db.gateway), &[]);
+        assert_eq!(
+            (r.status, &r.body[..]),
+            (200, &b"v1"[..]),
+            "and is what the gateway serves"
+        );
+    });
+}

@@ -119,7 +119,11 @@ fn js_libp2p_pings_identifies_and_gets_find_node_answers() {
     // B in A's routing table, so A has a closer peer to tell about
     ha.ok(&["connect", &b.addr]);
     let probe = js("libp2p-probe.mjs", &[&a.addr]);
-    assert_eq!(probe["agent"], concat!("shoal/", env!("CARGO_PKG_VERSION")), "{probe}");
+    assert_eq!(
+        probe["agent"],
+        concat!("shoal/", env!("CARGO_PKG_VERSION")),
+        "{probe}"
+    );
     assert!(probe["ping_ms"].as_u64().is_some(), "{probe}");
     let protocols = probe["protocols"].to_string();
     for p in [

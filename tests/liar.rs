@@ -5,6 +5,9 @@
 //! killed. Used by the multi-node tests to check that a lying peer is
 //! detected, penalised, and that the fetch completes from honest peers.
 //!
+//! It also claims every feed it is asked about (`/shoal/feeds/1.0.0`) and
+//! answers with a head it cannot have signed.
+//!
 //! `shoal-liar attack STORE MULTIADDR`: connects to a node and sends it bad
 //! wire input (see `attack`), then prints what it sent as JSON and exits.
 
@@ -60,6 +63,10 @@ async fn main() {
         .streams()
         .accept(StreamProtocol::new("/ipfs/bitswap/1.2.0"))
         .expect("bitswap protocol");
+    let mut feeds_in = net
+        .streams()
+        .accept(shoal_node::feed_net::PROTOCOL)
+        .expect("feeds protocol");
     let addr = net.listen_addrs().await.expect("addrs")[0].clone();
     println!(
         "{}",
@@ -69,6 +76,7 @@ async fn main() {
         tokio::select! {
             Some((_, s)) = sync_in.recv() => { tokio::spawn(lie_sync(store.clone(), s)); }
             Some((peer, s)) = bitswap_in.recv() => { tokio::spawn(lie_bitswap(store.clone(), net.clone(), peer, s)); }
+            Some((_, s)) = feeds_in.recv() => { tokio::spawn(lie_feed(s)); }
         }
     }
 }
@@ -102,6 +110,39 @@ async fn lie_sync(store: Arc<BlockStore>, mut stream: Stream) {
     }
     let _ = stream.flush().await;
     let _ = stream.close().await;
+}
+
+/// Opens every feed channel the peer opens and claims a long forged head.
+async fn lie_feed(mut stream: Stream) {
+    use futures::AsyncWriteExt;
+    use shoal_log::mux::{Frame, MAX_FRAME};
+    use shoal_log::wire::Message as LogMessage;
+    while let Ok(Some(bytes)) = framing::read(&mut stream, MAX_FRAME).await {
+        let Ok(Frame::Open { key, .. }) = Frame::decode(&bytes) else {
+            continue;
+        };
+        let forged = shoal_log::SignedHead {
+            fork: 0,
+            length: 1000,
+            tree_hash: [7; 32],
+            signature: [9; 64],
+        };
+        let frames = [
+            Frame::Open { channel: 0, key },
+            Frame::Message {
+                channel: 0,
+                bytes: LogMessage::Head(forged).encode(),
+            },
+        ];
+        for f in frames {
+            if framing::write(&mut stream, &f.encode()).await.is_err() {
+                return;
+            }
+        }
+        if stream.flush().await.is_err() {
+            return;
+        }
+    }
 }
 
 /// Answers want-blocks with corrupted blocks on a stream of our own.

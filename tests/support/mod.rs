@@ -218,7 +218,8 @@ pub fn http_get(url: &str, headers: &[(&str, &str)]) -> HttpReply {
     let (host, path) = rest.split_at(rest.find('/').unwrap_or(rest.len()));
     let path = if path.is_empty() { "/" } else { path };
     let mut s = std::net::TcpStream::connect(host).expect("connect");
-    s.set_read_timeout(Some(std::time::Duration::from_secs(60))).unwrap();
+    s.set_read_timeout(Some(std::time::Duration::from_secs(60)))
+        .unwrap();
     let mut req = format!("GET {path} HTTP/1.0\r\nHost: {host}\r\n");
     for (k, v) in headers {
         req += &format!("{k}: {v}\r\n");
@@ -227,7 +228,10 @@ pub fn http_get(url: &str, headers: &[(&str, &str)]) -> HttpReply {
     s.write_all(req.as_bytes()).unwrap();
     let mut raw = Vec::new();
     s.read_to_end(&mut raw).unwrap();
-    let split = raw.windows(4).position(|w| w == b"\r\n\r\n").expect("a header end");
+    let split = raw
+        .windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .expect("a header end");
     let head = String::from_utf8_lossy(&raw[..split]).to_string();
     let mut lines = head.lines();
     let status = lines.next().unwrap().split(' ').nth(1).unwrap().parse().unwrap();
@@ -259,4 +263,33 @@ pub fn tree(dir: &Path) -> std::collections::BTreeMap<String, Vec<u8>> {
         }
     }
     out
+}
+
+/// A running `shoal-liar` (killed when dropped) and its address.
+pub struct Liar(pub std::process::Child, pub String);
+
+impl Drop for Liar {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// Starts `shoal-liar` over a store holding `tree` (imported offline).
+pub fn liar(tree: &Path) -> Liar {
+    use std::io::BufRead;
+    let home = Box::leak(Box::new(Home::new()));
+    home.ok(&["add", "-r", "-Q", tree.to_str().unwrap()]);
+    let bin = shoal_bin().with_file_name("shoal-liar");
+    let mut child = std::process::Command::new(bin)
+        .arg(home.home().join("store"))
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .expect("shoal-liar (cargo build -p shoal-tests --bins)");
+    let mut line = String::new();
+    std::io::BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    let v: serde_json::Value = serde_json::from_str(&line).unwrap_or_else(|_| panic!("liar said: {line}"));
+    Liar(child, v["addr"].as_str().unwrap().into())
 }
