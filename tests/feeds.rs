@@ -142,6 +142,13 @@ fn a_follower_mirrors_each_snapshot_and_receives_only_what_changed() {
             .len(),
         2
     );
+
+    // a one-shot follow needs no daemon: the command joins the network itself
+    let c = Home::new();
+    let solo = c.path().join("solo");
+    let f = follow(&c, &key, &solo, &["--peer", &da.addr]);
+    assert_eq!(f["seq"], 1);
+    assert_eq!(tree(&solo), tree(&repo));
     drop(da);
 }
 
@@ -239,7 +246,8 @@ fn a_snapshot_nobody_can_serve_fails_clearly_and_the_old_one_stays() {
     follow(&b, &key, &mirror, &["--peer", &da_addr]);
     let before = tree(&mirror);
     // the publisher indexes files in place: once the new file is gone, nobody has its blocks
-    std::fs::write(repo.join("pool/main/a/lost.deb"), rng.bytes(70_000)).unwrap();
+    let lost = rng.bytes(70_000);
+    std::fs::write(repo.join("pool/main/a/lost.deb"), &lost).unwrap();
     publish(&a, &repo);
     std::fs::remove_file(repo.join("pool/main/a/lost.deb")).unwrap();
     let out = b.run(&[
@@ -259,6 +267,18 @@ fn a_snapshot_nobody_can_serve_fails_clearly_and_the_old_one_stays() {
         (r.status, &r.body[..]),
         (200, &b"Suite: stable\n"[..]),
         "and served"
+    );
+
+    // the file comes back: the follow resumes and fetches only what it lacked
+    std::fs::write(repo.join("pool/main/a/lost.deb"), &lost).unwrap();
+    assert_eq!(publish(&a, &repo)["unchanged"], true);
+    let f = follow(&b, &key, &mirror, &[]);
+    assert_eq!(f["seq"], 1);
+    assert_eq!(tree(&mirror), tree(&repo));
+    let bytes = f["bytes"].as_u64().unwrap();
+    assert!(
+        (70_000..71_000).contains(&bytes),
+        "resumed with {bytes} bytes, the lost file is 70000"
     );
 }
 

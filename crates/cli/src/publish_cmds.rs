@@ -120,7 +120,8 @@ pub struct FollowArgs {
     /// A peer to ask (multiaddr with /p2p/PEER); repeatable.
     #[arg(long = "peer")]
     peers: Vec<String>,
-    /// Keep following while the daemon runs (and after it restarts).
+    /// Keep following while the daemon runs (and after it restarts); without
+    /// --watch, follow works with or without a daemon.
     #[arg(long)]
     watch: bool,
     /// Give up after this many seconds.
@@ -129,9 +130,6 @@ pub struct FollowArgs {
 }
 
 pub fn follow(a: FollowArgs, json: bool) -> Result<()> {
-    let Backend::Remote(client) = Backend::connect()? else {
-        anyhow::bail!("follow needs the network: start the daemon first (shoal daemon)");
-    };
     let into = a
         .into
         .as_ref()
@@ -140,7 +138,14 @@ pub fn follow(a: FollowArgs, json: bool) -> Result<()> {
     let bar = output::transfer_bar(json, "following");
     bar.enable_steady_tick(std::time::Duration::from_millis(200));
     let args = json!({ "feed": a.feed, "into": into, "peers": a.peers, "watch": a.watch, "timeout_secs": a.timeout });
-    let reply: Result<Value> = client.call("follow", args);
+    let reply: Result<Value> = match Backend::connect()? {
+        Backend::Remote(client) => client.call("follow", args),
+        Backend::Local(_) if a.watch => {
+            bar.finish_and_clear();
+            anyhow::bail!("--watch keeps following in the daemon: start it first (shoal daemon)");
+        }
+        Backend::Local(store) => follow_standalone(store, &a, into.clone()),
+    };
     bar.finish_and_clear();
     let reply = reply?;
     if json {
@@ -166,4 +171,25 @@ pub fn follow(a: FollowArgs, json: bool) -> Result<()> {
         println!("the daemon keeps following feed {}", r.feed);
     }
     Ok(())
+}
+
+/// A one-shot follow with no daemon running: this process joins the
+/// network for the duration.
+fn follow_standalone(store: BlockStore, a: &FollowArgs, into: Option<PathBuf>) -> Result<Value> {
+    let home = home::dir()?;
+    let (id, seq) = feed_ops::parse_feed(&home, &a.feed)?;
+    if seq.is_some() {
+        anyhow::bail!("name the feed without @SEQ (a follow tracks the newest snapshot)");
+    }
+    let peers = a
+        .peers
+        .iter()
+        .map(|p| p.parse().with_context(|| format!("'{p}' is not a multiaddr")))
+        .collect::<Result<Vec<shoal_net::Multiaddr>>>()?;
+    let timeout = std::time::Duration::from_secs(a.timeout);
+    let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+    let reply = rt.block_on(shoal_node::follow::standalone(
+        &home, store, id, into, &peers, timeout,
+    ))?;
+    Ok(serde_json::to_value(reply)?)
 }

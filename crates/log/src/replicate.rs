@@ -414,6 +414,49 @@ mod tests {
     }
 
     #[test]
+    fn reordered_truncated_and_forked_input_is_handled() {
+        let w = writer_with(600);
+        let head = w.head().unwrap();
+        let data = |start: u64, end: u64| Message::Data {
+            head,
+            entries: (start..end).map(|i| w.entries[i as usize].clone()).collect(),
+            proof: w.tree.range_proof(start, end).unwrap(),
+        };
+        // the second batch arrives first: held, then absorbed when the gap fills
+        let mut f = Log::follower(w.key);
+        let mut c = Channel::open(&f);
+        c.handle(&mut f, Message::Head(head)).unwrap();
+        c.handle(&mut f, data(256, 512)).unwrap();
+        assert_eq!(f.length(), 0);
+        c.handle(&mut f, data(0, 256)).unwrap();
+        assert_eq!(f.length(), 512);
+        // a batch with an entry cut off no longer proves
+        let Message::Data {
+            head,
+            mut entries,
+            proof,
+        } = data(512, 600)
+        else {
+            unreachable!()
+        };
+        entries.pop();
+        let cut = Message::Data { head, entries, proof };
+        assert!(matches!(c.handle(&mut f, cut), Err(Violation::BadProof(_))));
+        assert_eq!(f.length(), 512);
+        // a head of another fork (the writer truncated and rewrote history)
+        let key = SigningKey::from_bytes(&[9u8; 32]);
+        let mut forked = w.tree.clone();
+        forked.truncate(100).unwrap();
+        forked.append(b"rewritten");
+        let forked_head = forked.sign(&key);
+        assert_eq!(
+            c.handle(&mut f, Message::Head(forked_head)),
+            Err(Violation::Fork(forked_head.fork, 0))
+        );
+        assert_eq!(f.length(), 512, "nothing of the other fork is taken");
+    }
+
+    #[test]
     fn extensions_are_delivered_only_when_registered() {
         let mut w = writer_with(1);
         let mut c = Channel::open(&w);

@@ -402,3 +402,30 @@ impl Follower {
         }
     }
 }
+
+/// A one-shot follow without a daemon: starts this node's network for the
+/// duration of the follow (on the store the CLI opened), then stops it.
+pub async fn standalone(
+    home: &std::path::Path,
+    store: shoal_store::BlockStore,
+    id: FeedId,
+    into: Option<PathBuf>,
+    peers: &[Multiaddr],
+    timeout: Duration,
+) -> Result<FollowReply, FollowError> {
+    let bad = |e: &dyn std::fmt::Display| FollowError::Invalid(e.to_string());
+    let cfg =
+        crate::daemon::effective_config(home, &crate::daemon::Overrides::default()).map_err(|e| bad(&e))?;
+    let key = shoal_net::identity::load_or_create(&home.join("identity.key")).map_err(|e| bad(&e))?;
+    let mut net_cfg = cfg.network;
+    // an ephemeral port: nothing else should expect us there
+    net_cfg.listen = vec!["/ip4/0.0.0.0/tcp/0".into()];
+    let (net, task) = shoal_net::start(key, net_cfg).await.map_err(|e| bad(&e))?;
+    let feeds = Arc::new(shoal_feeds::Feeds::open(store.dir())?);
+    let store = Arc::new(store);
+    let exchange = Arc::new(Exchange::start(store, net.clone()));
+    let follower = Follower::new(FeedNet::start(feeds, net), exchange);
+    let result = follower.follow_once(id, into, peers, timeout).await;
+    task.abort();
+    result
+}
