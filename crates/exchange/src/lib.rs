@@ -3,4 +3,5 @@
 //! bytes.
 
 pub mod bitswap;
+pub mod schedule;
 pub mod sync;
