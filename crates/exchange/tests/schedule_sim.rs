@@ -37,6 +37,8 @@ enum Ev {
         peer: usize,
         bytes: u64,
         item: Option<u64>,
+        /// the last bytes of a request
+        last: bool,
     },
     Tick,
 }
@@ -79,7 +81,8 @@ fn simulate(providers: &[Provider], items: &[u64], seed: u64) -> Outcome {
             let pr = providers[p];
             let jitter = Duration::from_micros(rng.next() % 2000);
             let mut t = (now + pr.latency * 2 + jitter).max(busy_until[p]);
-            for k in keys {
+            let n = keys.len();
+            for (i, k) in keys.into_iter().enumerate() {
                 let mut left = items[k as usize];
                 while left > 0 {
                     let chunk = left.min((pr.rate * step.as_secs_f64()).max(1.0) as u64);
@@ -90,6 +93,7 @@ fn simulate(providers: &[Provider], items: &[u64], seed: u64) -> Outcome {
                     }
                     seq += 1;
                     let item = (left == 0).then_some(k);
+                    let last = left == 0 && i + 1 == n;
                     events.push(Reverse((
                         t,
                         seq,
@@ -97,6 +101,7 @@ fn simulate(providers: &[Provider], items: &[u64], seed: u64) -> Outcome {
                             peer: p,
                             bytes: chunk,
                             item,
+                            last,
                         },
                     )));
                 }
@@ -112,9 +117,17 @@ fn simulate(providers: &[Provider], items: &[u64], seed: u64) -> Outcome {
         assert!(t < Duration::from_secs(3600), "the simulated fetch never ends");
         now = t;
         match ev {
-            Ev::Bytes { peer, bytes, item } => {
+            Ev::Bytes {
+                peer,
+                bytes,
+                item,
+                last,
+            } => {
                 delivered += bytes;
                 s.progress(peer, bytes, t0 + now);
+                if last {
+                    s.request_ended(peer);
+                }
                 if let Some(k) = item {
                     if !done[k as usize] {
                         done[k as usize] = true;

@@ -9,9 +9,9 @@
 //! disconnected and not asked again in this fetch.
 
 use crate::bitswap::{Bitswap, FetchError};
-use crate::sync::{DagSync, RequestError, Sink, WINDOW};
+use crate::sync::{DagSync, Sink, WINDOW};
 use shoal_exchange::sync::wire::MAX_WANT;
-use shoal_exchange::sync::{EndStatus, Request};
+use shoal_exchange::sync::Request;
 use shoal_ipld::path::IpfsPath;
 use shoal_ipld::Cid;
 use shoal_net::{NodeHandle, PeerId};
@@ -82,6 +82,8 @@ pub struct FetchReport {
     pub sync_bytes: u64,
     pub bitswap_blocks: u64,
     pub peers_banned: u64,
+    /// Peers that sent data at once (at most).
+    pub peers_used: usize,
 }
 
 /// The next sync request, or nothing left to fetch.
@@ -179,7 +181,9 @@ impl Exchange {
         Ok(report)
     }
 
-    /// Sync rounds until the DAG is complete (`true`) or no peer can help.
+    /// Sync from every connected peer at once (see `multi`) until the DAG
+    /// is complete (`true`) or no peer can help; the DHT is asked for
+    /// providers once when the connected peers run out.
     async fn sync_rounds(
         &self,
         path: &IpfsPath,
@@ -191,53 +195,79 @@ impl Exchange {
         let mut done_with: HashSet<PeerId> = HashSet::new();
         let mut asked_dht = false;
         for _ in 0..MAX_ROUNDS {
-            let req = match self.next(path).await? {
-                Next::Complete => return Ok(true),
-                Next::Ask(req) => req,
-            };
-            let Some(peer) = self.pick_peer(&done_with).await else {
+            if let Next::Complete = self.next(path).await? {
+                return Ok(true);
+            }
+            let peers = self.usable_peers(&done_with).await;
+            if peers.is_empty() {
                 if asked_dht {
                     return Ok(false);
                 }
                 asked_dht = true;
                 self.learn_providers(path.root).await;
                 continue;
-            };
-            let left = deadline.saturating_duration_since(Instant::now());
-            let result = tokio::time::timeout(left, self.sync.request(peer, &req, progress, sink.clone()))
-                .await
-                .map_err(|_| FetchError::Timeout(path.root, 0))?;
-            match result {
-                Ok(out) => {
-                    report.sync_blocks += out.blocks;
-                    report.sync_bytes += out.bytes;
-                    let ended_well = matches!(out.end, Some((EndStatus::Done, _)));
-                    if out.blocks == 0 || !ended_well {
-                        done_with.insert(peer);
-                    }
-                }
-                Err(RequestError::Violation(v)) if v.is_peer_fault() => {
-                    tracing::warn!(%peer, "sync: {v}; blocking the peer");
-                    self.sync.stats.violations.fetch_add(1, Ordering::Relaxed);
-                    report.peers_banned += 1;
-                    done_with.insert(peer);
-                    let _ = self.net.block(peer, PENALTY).await;
-                }
-                Err(RequestError::Store(e)) => return Err(e.into()),
-                Err(RequestError::Local(e)) => return Err(FetchError::Path(format!("{path}: {e}"))),
-                Err(e) => {
-                    tracing::debug!(%peer, "sync request failed: {e}");
-                    done_with.insert(peer);
-                }
             }
+            let Some(target) = self.resolve_target(path, &peers, deadline, progress).await? else {
+                done_with.extend(peers);
+                continue;
+            };
+            let (complete, r) = self
+                .fetch_multi(target, peers.clone(), deadline, progress, sink)
+                .await?;
+            report.sync_blocks += r.blocks;
+            report.sync_bytes += r.bytes;
+            report.peers_banned += r.peers_banned;
+            report.peers_used = report.peers_used.max(r.peers_used);
+            if complete {
+                return Ok(true);
+            }
+            if Instant::now() >= deadline {
+                return Err(FetchError::Timeout(path.root, 0));
+            }
+            done_with.extend(peers.into_iter().filter(|p| !r.left.contains(p)));
         }
         Ok(false)
     }
 
-    /// A connected peer not yet given up on.
-    async fn pick_peer(&self, done_with: &HashSet<PeerId>) -> Option<PeerId> {
-        let peers = self.net.peers().await.ok()?;
-        peers.into_iter().map(|p| p.peer).find(|p| !done_with.contains(p))
+    /// The CID `path` names, fetching the nodes on the way from `peers`;
+    /// `None` when they do not have them.
+    async fn resolve_target(
+        &self,
+        path: &IpfsPath,
+        peers: &[PeerId],
+        deadline: Instant,
+        progress: &Arc<Progress>,
+    ) -> Result<Option<Cid>, FetchError> {
+        for _ in 0..=shoal_unixfs::export::MAX_DEPTH {
+            let (store, owned) = (self.store.clone(), path.clone());
+            let trail = tokio::task::spawn_blocking(move || export::resolve_trail(&store, &owned))
+                .await
+                .map_err(|e| FetchError::Path(e.to_string()))?;
+            match trail {
+                Ok(t) => return Ok(t.last().copied()),
+                Err(ExportError::Store(StoreError::NotFound(missing))) => {
+                    if !self
+                        .fetch_nodes(path.root, &[missing], peers, deadline, progress)
+                        .await
+                    {
+                        return Ok(None);
+                    }
+                }
+                Err(ExportError::Store(e)) => return Err(e.into()),
+                Err(e) => return Err(FetchError::Path(format!("{path}: {e}"))),
+            }
+        }
+        Err(FetchError::Path(format!("{path}: too deep")))
+    }
+
+    /// Connected peers not yet given up on in this fetch.
+    async fn usable_peers(&self, done_with: &HashSet<PeerId>) -> Vec<PeerId> {
+        let peers = self.net.peers().await.unwrap_or_default();
+        peers
+            .into_iter()
+            .map(|p| p.peer)
+            .filter(|p| !done_with.contains(p))
+            .collect()
     }
 
     /// Asks the DHT for providers of `root` and connects to them.

@@ -3,12 +3,10 @@
 //! verify the log, fetch only the blocks of the new snapshot this node
 //! lacks, materialize it atomically, and keep serving it.
 
-use crate::exchange::{Exchange, Mode, Progress, PENALTY};
+use crate::exchange::{Exchange, Mode, Progress};
 use crate::feed_net::FeedNet;
-use crate::sync::RequestError;
 use serde::{Deserialize, Serialize};
 use shoal_exchange::sync::wire::MAX_WANT;
-use shoal_exchange::sync::Request;
 use shoal_feeds::state::Follow;
 use shoal_feeds::FeedId;
 use shoal_ipld::dagpb::PbNode;
@@ -331,14 +329,18 @@ impl Follower {
     async fn skeleton(&self, root: Cid, deadline: Instant, progress: &Arc<Progress>) {
         let store = self.exchange.store.clone();
         let mut level = vec![root];
-        let mut banned: HashSet<PeerId> = HashSet::new();
         for _ in 0..MAX_LEVELS {
             level.retain(|c| !store.has(c).unwrap_or(false));
             if level.is_empty() || Instant::now() >= deadline {
                 return;
             }
+            let peers: Vec<PeerId> = match self.fnet.net.peers().await {
+                Ok(v) => v.iter().map(|p| p.peer).collect(),
+                Err(_) => return,
+            };
             for chunk in level.chunks(MAX_WANT) {
-                self.blocks_from_peers(root, chunk, deadline, progress, &mut banned)
+                self.exchange
+                    .fetch_nodes(root, chunk, &peers, deadline, progress)
                     .await;
             }
             let mut next = Vec::new();
@@ -358,47 +360,6 @@ impl Follower {
                 }
             }
             level = next;
-        }
-    }
-
-    /// Asks connected peers in turn for exactly these blocks.
-    async fn blocks_from_peers(
-        &self,
-        root: Cid,
-        want: &[Cid],
-        deadline: Instant,
-        progress: &Arc<Progress>,
-        banned: &mut HashSet<PeerId>,
-    ) {
-        let store = &self.exchange.store;
-        let peers = self.fnet.net.peers().await.unwrap_or_default();
-        for p in peers.iter().map(|p| p.peer) {
-            if banned.contains(&p) {
-                continue;
-            }
-            let want: Vec<Cid> = want
-                .iter()
-                .filter(|c| !store.has(c).unwrap_or(false))
-                .copied()
-                .collect();
-            if want.is_empty() {
-                return;
-            }
-            let mut req = Request::new(root);
-            req.want = want.clone();
-            req.blocks_only = true;
-            let left = deadline.saturating_duration_since(Instant::now());
-            let r = tokio::time::timeout(left, self.exchange.sync.request(p, &req, progress, None)).await;
-            match r {
-                Ok(Ok(out)) if out.blocks as usize == want.len() => return,
-                Ok(Err(RequestError::Violation(v))) if v.is_peer_fault() => {
-                    tracing::warn!(peer = %p, "follow: {v}; blocking the peer");
-                    banned.insert(p);
-                    let _ = self.fnet.net.block(p, PENALTY).await;
-                }
-                Err(_) => return,
-                _ => {}
-            }
         }
     }
 }

@@ -11,6 +11,7 @@ mod feed_resolver;
 pub mod follow;
 pub mod framing;
 pub mod gateway;
+pub mod multi;
 pub mod ops;
 pub mod rpc;
 mod rpc_feeds;
