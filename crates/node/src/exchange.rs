@@ -127,11 +127,24 @@ impl Exchange {
         let local_target = |store: &BlockStore, path: &IpfsPath| {
             export::resolve_trail(store, path).map(|t| *t.last().expect("never empty"))
         };
-        let (store, owned) = (self.store.clone(), path.clone());
-        let known = tokio::task::spawn_blocking(move || local_target(&store, &owned).ok())
-            .await
-            .unwrap_or(None);
-        let sink = known.map(|t| Arc::new(std::sync::Mutex::new(Materializer::new(t, out))));
+        if mode != Mode::Bitswap {
+            // the path and the directory structure first, so files can be
+            // written while their content arrives
+            let deadline = Instant::now() + timeout;
+            let peers = self.usable_peers(&HashSet::new()).await;
+            if let Some(target) = self.resolve_target(path, &peers, deadline, progress).await? {
+                self.open_big(target, &peers, deadline, progress).await;
+            }
+        }
+        let (store, owned, dest) = (self.store.clone(), path.clone(), out.to_path_buf());
+        let sink = tokio::task::spawn_blocking(move || {
+            let target = local_target(&store, &owned).ok()?;
+            let mut m = Materializer::new(target, &dest);
+            m.prime(&store).ok()?;
+            Some(Arc::new(std::sync::Mutex::new(m)))
+        })
+        .await
+        .unwrap_or(None);
         let report = self
             .fetch_with(path, mode, timeout, progress, sink.clone())
             .await?;

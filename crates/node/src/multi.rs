@@ -232,7 +232,13 @@ impl Exchange {
 
     /// Fetches the nodes of big missing subtrees (and the root if it is
     /// missing), level by level, so their children can be spread out.
-    async fn open_big(&self, target: Cid, peers: &[PeerId], deadline: Instant, progress: &Arc<Progress>) {
+    pub(crate) async fn open_big(
+        &self,
+        target: Cid,
+        peers: &[PeerId],
+        deadline: Instant,
+        progress: &Arc<Progress>,
+    ) {
         for _ in 0..8 {
             let Ok(items) = self.frontier_items(target).await else {
                 return;

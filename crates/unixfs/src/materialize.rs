@@ -15,7 +15,7 @@ use crate::export::{self, ExportError, Node, MAX_DEPTH};
 use crate::get::{
     check_name, link_stays_inside, prepare_root, set_mode, to_system_time, GetReport, MAX_ENTRIES,
 };
-use shoal_ipld::Cid;
+use shoal_ipld::{Cid, Codec};
 use shoal_store::BlockStore;
 use std::collections::{HashMap, HashSet};
 use std::os::unix::fs::FileExt;
@@ -86,6 +86,28 @@ impl Materializer {
             dirs: Vec::new(),
             entries: 0,
             report: GetReport::default(),
+        }
+    }
+
+    /// Feeds in the blocks of the DAG already in the store (the directory
+    /// structure a fetch brought first, say), so that what arrives later
+    /// is written at once. Only dag-pb nodes are read here.
+    pub fn prime(&mut self, store: &BlockStore) -> Result<(), ExportError> {
+        loop {
+            let ready: Vec<Cid> = self
+                .pending
+                .keys()
+                .filter(|c| Codec::of(c).ok() == Some(Codec::DagPb))
+                .filter(|c| store.has(c).unwrap_or(false))
+                .copied()
+                .collect();
+            if ready.is_empty() {
+                return Ok(());
+            }
+            for cid in ready {
+                let data = store.get(&cid)?;
+                self.block(&cid, &data)?;
+            }
         }
     }
 
