@@ -124,7 +124,7 @@ pub struct DaemonArgs {
     /// RPC API address (loopback). Overrides config.
     #[arg(long)]
     api: Option<String>,
-    /// HTTP gateway address (reserved: the gateway arrives in a later release).
+    /// HTTP gateway address (/ipfs and /feeds; '' disables it). Overrides config.
     #[arg(long)]
     gateway: Option<String>,
 }

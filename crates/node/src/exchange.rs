@@ -86,6 +86,18 @@ pub struct FetchReport {
     pub peers_used: usize,
 }
 
+/// The value once every other holder has dropped its clone (bounded wait).
+async fn sole_owner<T>(mut shared: Arc<T>) -> Option<T> {
+    for _ in 0..1500 {
+        match Arc::try_unwrap(shared) {
+            Ok(v) => return Some(v),
+            Err(s) => shared = s,
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    None
+}
+
 /// The next sync request, or nothing left to fetch.
 enum Next {
     Complete,
@@ -149,9 +161,19 @@ impl Exchange {
             .fetch_with(path, mode, timeout, progress, sink.clone())
             .await?;
         let (store, owned, out) = (self.store.clone(), path.clone(), out.to_path_buf());
+        // requests cut short at the end (endgame copies) may still hold the
+        // sink for a moment: wait for them to let go
+        let sink = match sink {
+            Some(s) => Some(
+                sole_owner(s)
+                    .await
+                    .ok_or_else(|| FetchError::Path(format!("{path}: still busy writing")))?,
+            ),
+            None => None,
+        };
         let written = tokio::task::spawn_blocking(move || {
             let target = local_target(&store, &owned)?;
-            let m = match sink.and_then(Arc::into_inner) {
+            let m = match sink {
                 Some(m) => m.into_inner().unwrap_or_else(|p| p.into_inner()),
                 None => Materializer::new(target, &out),
             };

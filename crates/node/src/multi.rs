@@ -26,6 +26,8 @@ use tokio::task::JoinSet;
 pub const SPLIT: u64 = 8 << 20;
 /// Most missing subtrees gathered at once.
 const MAX_FRONTIER: usize = 1 << 20;
+/// How long one peer may take over a request for single blocks.
+const NODE_WAIT: Duration = Duration::from_secs(5);
 /// Size assumed for a link without a Tsize.
 const UNKNOWN_SIZE: u64 = 256 << 10;
 
@@ -278,14 +280,17 @@ impl Exchange {
             let mut req = Request::new(root);
             req.want = want;
             req.blocks_only = true;
-            let left = deadline.saturating_duration_since(Instant::now());
+            // a peer that does not answer must not hold the others up
+            let left = deadline.saturating_duration_since(Instant::now()).min(NODE_WAIT);
+            if left.is_zero() {
+                return false;
+            }
             match tokio::time::timeout(left, self.sync.request(*p, &req, progress, None)).await {
                 Ok(Err(RequestError::Violation(v))) if v.is_peer_fault() => {
                     tracing::warn!(peer = %p, "fetch: {v}; blocking the peer");
                     self.sync.stats.violations.fetch_add(1, Ordering::Relaxed);
                     let _ = self.net.block(*p, PENALTY).await;
                 }
-                Err(_) => return false,
                 _ => {}
             }
         }
