@@ -45,6 +45,21 @@ fn follow(h: &Home, key: &str, into: &Path, extra: &[&str]) -> Value {
     json(&h.ok(&args))
 }
 
+/// Runs a follow that must fail; returns what it said on stderr.
+fn follow_fails(h: &Home, key: &str, into: &Path, timeout: &str) -> String {
+    let out = h.run(&[
+        "follow",
+        key,
+        "--into",
+        into.to_str().unwrap(),
+        "--timeout",
+        timeout,
+    ]);
+    let err = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert!(!out.status.success(), "the follow should fail: {err}");
+    err
+}
+
 fn pair() -> (Home, Daemon, Home, Daemon, String) {
     let a = Home::new();
     let da = a.daemon(CONFIG);
@@ -250,16 +265,7 @@ fn a_snapshot_nobody_can_serve_fails_clearly_and_the_old_one_stays() {
     std::fs::write(repo.join("pool/main/a/lost.deb"), &lost).unwrap();
     publish(&a, &repo);
     std::fs::remove_file(repo.join("pool/main/a/lost.deb")).unwrap();
-    let out = b.run(&[
-        "follow",
-        &key,
-        "--into",
-        mirror.to_str().unwrap(),
-        "--timeout",
-        "4",
-    ]);
-    let err = String::from_utf8_lossy(&out.stderr);
-    assert!(!out.status.success(), "the follow should fail");
+    let err = follow_fails(&b, &key, &mirror, "4");
     assert!(err.contains("snapshot 1"), "{err}");
     assert_eq!(tree(&mirror), before, "the previous snapshot stays materialized");
     let r = http_get(&format!("{}/feeds/{key}/dists/stable/Release", db.gateway), &[]);
@@ -378,16 +384,7 @@ fn a_full_disk_during_follow_leaves_the_previous_snapshot_in_place() {
         std::fs::write(repo.join("pool/big.deb"), rng.bytes(6 << 20)).unwrap();
         std::fs::write(repo.join("Release"), b"v2").unwrap();
         publish(&a, &repo);
-        let out = b.run(&[
-            "follow",
-            &key,
-            "--into",
-            mirror.to_str().unwrap(),
-            "--timeout",
-            "30",
-        ]);
-        let err = String::from_utf8_lossy(&out.stderr);
-        assert!(!out.status.success(), "the follow should fail on a full disk");
+        let err = follow_fails(&b, &key, &mirror, "30");
         assert!(err.contains("No space left"), "{err}");
         assert_eq!(tree(&mirror), before, "the previous snapshot stays whole");
         let r = http_get(&format!("{}/feeds/{key}/Release", db.gateway), &[]);

@@ -148,7 +148,7 @@ impl FeedNet {
     pub async fn published(&self, id: FeedId) -> Result<(), shoal_feeds::FeedError> {
         self.track(id).await?;
         if let Some(head) = self.head(&id) {
-            self.announce(discovery_key(&id.0), head).await;
+            self.announce(discovery_key(&id.0), head, None);
             let _ = self.net.publish(&topic(&id), Message::Head(head).encode()).await;
         }
         Ok(())
@@ -186,10 +186,15 @@ impl FeedNet {
         self.changed.subscribe()
     }
 
-    async fn announce(&self, dk: [u8; 32], head: SignedHead) {
-        let sessions: Vec<_> = lock(&self.sessions).values().cloned().collect();
-        for s in sessions {
-            let _ = s.try_send(SessionCmd::Announce(dk, head));
+    /// Tells every session (but `except`'s) about a new head of the log.
+    fn announce(&self, dk: [u8; 32], head: SignedHead, except: Option<PeerId>) {
+        let sessions: Vec<_> = lock(&self.sessions)
+            .iter()
+            .filter(|(p, _)| Some(**p) != except)
+            .map(|(_, tx)| tx.clone())
+            .collect();
+        for tx in sessions {
+            let _ = tx.try_send(SessionCmd::Announce(dk, head));
         }
     }
 
@@ -349,14 +354,7 @@ impl FeedNet {
                     self.changed.send_modify(|v| *v += 1);
                     if let Some(h) = head {
                         // tell our other peers (they may be followers of us)
-                        let sessions: Vec<_> = lock(&self.sessions)
-                            .iter()
-                            .filter(|(p, _)| **p != s.peer)
-                            .map(|(_, tx)| tx.clone())
-                            .collect();
-                        for tx in sessions {
-                            let _ = tx.try_send(SessionCmd::Announce(dk, h));
-                        }
+                        self.announce(dk, h, Some(s.peer));
                     }
                 } else {
                     drop(t);

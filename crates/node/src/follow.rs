@@ -303,11 +303,11 @@ impl Follower {
             }
             let now = Instant::now();
             if now >= deadline {
-                return Err(match head {
-                    Some(h) if length >= h.length => return Ok(()),
-                    Some(h) => FollowError::Incomplete(id, length, h.length),
-                    None => FollowError::NoPeers(id),
-                });
+                return match head {
+                    Some(h) if length >= h.length => Ok(()),
+                    Some(h) => Err(FollowError::Incomplete(id, length, h.length)),
+                    None => Err(FollowError::NoPeers(id)),
+                };
             }
             let tick = (deadline - now).min(Duration::from_millis(100));
             tokio::select! {
